@@ -1,0 +1,1 @@
+"""jaxae: the autoencoder family in JAX/Flax."""
