@@ -1,0 +1,738 @@
+"""The autoencoder models (Flax Linen): encode, decode and __call__ on NHWC images; logits out."""
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+ImageShape = tuple[int, int, int]  # (H, W, C)
+
+UPSAMPLE_MODES = ("transpose", "resize")
+DOWNSAMPLE_MODES = ("maxpool", "strided")
+RESIZE_METHODS = ("nearest", "bilinear")
+ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
+BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum 0.1 written the Flax way
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def max_pool_2x2(x: Array, *, ceil: bool = False) -> Array:
+    """2×2 max-pool, stride 2: x [B, H, W, C] → [B, ⌊H/2⌋, ⌊W/2⌋, C] (ceil=True: ⌈H/2⌉, ⌈W/2⌉)."""
+    return nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME" if ceil else "VALID")
+
+
+def upsample_2x(x: Array, method: str = "nearest") -> Array:
+    """x [B, h, w, C] → [B, 2h, 2w, C]; 'nearest' repeats pixels exactly (Keras UpSampling2D)."""
+    if method == "nearest":
+        return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    b, h, w, c = x.shape
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method)
+
+
+def _fit(x: Array, hw: Sequence[int]) -> Array:
+    """Crop (or edge-pad) x [B, h, w, C] to [B, *hw, C]; a no-op when the sizes already match."""
+    h, w = hw
+    x = x[:, :h, :w]
+    pad_h, pad_w = h - x.shape[1], w - x.shape[2]
+    if pad_h or pad_w:
+        x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return x
+
+
+def _halve(hw: Sequence[int], *, ceil: bool) -> tuple[int, int]:
+    return tuple(-(-n // 2) if ceil else n // 2 for n in hw)
+
+
+def _level_sizes(hw: Sequence[int], strides: Sequence[int], *, ceil: bool) -> list[tuple[int, int]]:
+    """Spatial size at each encoder level: [input (H, W), after block 0, ..., after block n-1]."""
+    sizes = [tuple(hw)]
+    for s in strides:
+        sizes.append(_halve(sizes[-1], ceil=ceil) if s == 2 else sizes[-1])
+    return sizes
+
+
+def _flatten(x: Array) -> Array:
+    return x.reshape(x.shape[0], -1)  # [B, H, W, C] → [B, H·W·C]
+
+
+def _check_images(x: Array, image_shape: Sequence[int], owner: str) -> None:
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(image_shape):
+        h, w, c = image_shape
+        raise ValueError(
+            f"{owner} expects images [B, {h}, {w}, {c}] (its image_shape), got shape "
+            f"{tuple(x.shape)}; build the model with image_shape matching the data"
+        )
+
+
+def _check_choice(owner: str, field: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{owner}.{field} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _batch_norm(axis_name: str | None, name: str = "bn") -> nn.BatchNorm:
+    return nn.BatchNorm(momentum=BN_MOMENTUM, axis_name=axis_name, name=name)
+
+
+class _Model(nn.Module):
+    """Base of the models: checks option fields when the module is constructed."""
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        shape = getattr(self, "image_shape", (1, 1, 1))
+        if len(tuple(shape)) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
+            raise ValueError(f"{owner}.image_shape must be (H, W, C) positive ints; got {shape!r}")
+        for field, choices in (
+            ("upsample", UPSAMPLE_MODES),
+            ("downsample", DOWNSAMPLE_MODES),
+            ("resize_method", RESIZE_METHODS),
+            ("activation", tuple(ACTIVATIONS)),
+        ):
+            if hasattr(self, field):
+                _check_choice(owner, field, getattr(self, field), choices)
+        super().__post_init__()
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks
+
+
+class UpConv(nn.Module):
+    """Transposed conv x [B, h, w, C_in] → [B, h', w', features], exactly `nn.ConvTranspose`.
+
+    The kernel [kh, kw, C_in, features] and bias live in this module (not in a child), so a faster
+    implementation (e.g. four stride-1 phase convs for stride 2) can replace the body without
+    changing the parameter tree or checkpoints. Output size: 'SAME' s·h, 'VALID' (h-1)·s + k.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    strides: tuple[int, int] = (2, 2)
+    padding: str = "SAME"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        kernel_shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), kernel_shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        conv_t = nn.ConvTranspose(
+            self.features, self.kernel_size, self.strides, self.padding, parent=None
+        )
+        return conv_t.apply({"params": {"kernel": kernel, "bias": bias}}, x)
+
+
+class DownBlock(nn.Module):
+    """Conv 3×3 → ReLU [→ BatchNorm], then halve: x [B, H, W, C_in] → [B, H', W', features].
+
+    downsample: 'maxpool' (conv, then 2×2 max-pool), 'strided' (one 3×3 stride-2 conv) or 'none'.
+    ceil: halve to ⌈H/2⌉ (Keras 'same' pooling) instead of ⌊H/2⌋ (PyTorch MaxPool2d); both
+    modes give the same sizes, so decoders do not depend on the choice.
+    """
+
+    features: int
+    downsample: str = "maxpool"
+    ceil: bool = False
+    batch_norm: bool = False
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        if self.downsample == "strided":
+            # padding (0, 1) gives ⌊H/2⌋ for every H, like the floor pool; 'SAME' gives ⌈H/2⌉.
+            padding = "SAME" if self.ceil else ((0, 1), (0, 1))
+            x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding=padding, name="conv")(x)
+        else:
+            x = nn.Conv(self.features, (3, 3), padding="SAME", name="conv")(x)
+        x = nn.relu(x)
+        if self.batch_norm:
+            x = _batch_norm(self.bn_axis_name)(x, use_running_average=not train)
+        if self.downsample == "maxpool":
+            x = max_pool_2x2(x, ceil=self.ceil)
+        return x
+
+
+class UpBlock(nn.Module):
+    """Upsample, convolve [→ ReLU → BatchNorm]: x [B, h, w, C_in] → [B, *out_hw, features].
+
+    upsample: 'transpose' (UpConv k×k, stride `strides`; padding 'SAME' or 'VALID', whichever
+    lands on out_hw, e.g. 3→7 needs 'VALID'), or 'resize' (resize to out_hw, then a 3×3 stride-1
+    conv: no checkerboard artefacts; the same parameter count when kernel=3).
+    """
+
+    features: int
+    upsample: str = "transpose"
+    kernel: int = 3
+    strides: int = 2
+    relu: bool = True
+    batch_norm: bool = False
+    bn_axis_name: str | None = None
+    resize_method: str = "nearest"
+
+    @nn.compact
+    def __call__(self, x: Array, out_hw: Sequence[int], *, train: bool) -> Array:
+        b, h, w, c = x.shape
+        out_hw = tuple(out_hw)
+        if self.upsample == "transpose":
+            k, s = self.kernel, self.strides
+            valid_hw = ((h - 1) * s + k, (w - 1) * s + k)
+            padding = "VALID" if valid_hw == out_hw and (h * s, w * s) != out_hw else "SAME"
+            x = UpConv(self.features, (k, k), (s, s), padding, name="up")(x)
+            x = _fit(x, out_hw)  # only odd sizes need it: crop one row/column
+        else:
+            if (h, w) != out_hw:
+                x = jax.image.resize(x, (b, *out_hw, c), self.resize_method)
+            x = nn.Conv(self.features, (3, 3), padding="SAME", name="conv")(x)
+        if self.relu:
+            x = nn.relu(x)
+        if self.batch_norm:
+            x = _batch_norm(self.bn_axis_name)(x, use_running_average=not train)
+        return x
+
+
+class DenseBlock(nn.Module):
+    """Dense → ReLU → BatchNorm → Dropout: h [B, D_in] → [B, features]."""
+
+    features: int
+    dropout_rate: float = 0.2
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, h: Array, *, train: bool) -> Array:
+        h = nn.relu(nn.Dense(self.features, name="dense")(h))
+        h = _batch_norm(self.bn_axis_name)(h, use_running_average=not train)
+        return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fully connected models: flatten [B, H, W, C] → [B, D], D = H·W·C; decoders reshape back.
+
+
+class Linear(_Model):
+    """D→k→D with no activations; tied=True decodes with the encoder kernel transposed (W' = Wᵀ).
+
+    Parameters: enc_kernel [D, k], enc_bias [k], dec_kernel [k, D] (untied only), dec_bias [D].
+    """
+
+    latent_dim: int = 32
+    tied: bool = False
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        d, k = math.prod(self.image_shape), self.latent_dim
+        init, zeros = nn.initializers.lecun_normal(), nn.initializers.zeros_init()
+        self.enc_kernel = self.param("enc_kernel", init, (d, k))
+        self.enc_bias = self.param("enc_bias", zeros, (k,))
+        if not self.tied:
+            self.dec_kernel = self.param("dec_kernel", init, (k, d))
+        self.dec_bias = self.param("dec_bias", zeros, (d,))
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
+        _check_images(x, self.image_shape, type(self).__name__)
+        return _flatten(x) @ self.enc_kernel + self.enc_bias
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
+        kernel = self.enc_kernel.T if self.tied else self.dec_kernel
+        return (z @ kernel + self.dec_bias).reshape(z.shape[0], *self.image_shape)
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class Vanilla(_Model):
+    """D→256→128→64→128→256→D with ReLU after every layer but the last (logits)."""
+
+    hidden: tuple[int, ...] = (256, 128)
+    latent_dim: int = 64
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = [nn.Dense(f) for f in (*self.hidden, self.latent_dim)]
+        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
+        _check_images(x, self.image_shape, type(self).__name__)
+        h = _flatten(x)
+        for layer in self.enc:
+            h = nn.relu(layer(h))
+        return h
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
+        h = z
+        for layer in self.dec[:-1]:
+            h = nn.relu(layer(h))
+        return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class DeepFC(_Model):
+    """D→512→256→128→32 and mirror: hidden blocks Dense→ReLU→BatchNorm→Dropout, code Dense→ReLU.
+
+    Layers: enc_0..enc_{n-1} (DenseBlock), code, dec_0..dec_{n-1} (DenseBlock), out (logits).
+    """
+
+    hidden: tuple[int, ...] = (512, 256, 128)
+    latent_dim: int = 32
+    dropout_rate: float = 0.2
+    bn_axis_name: str | None = None
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        def block(f: int) -> DenseBlock:
+            return DenseBlock(f, self.dropout_rate, self.bn_axis_name)
+
+        self.enc = [block(f) for f in self.hidden]
+        self.code = nn.Dense(self.latent_dim)
+        self.dec = [block(f) for f in reversed(self.hidden)]
+        self.out = nn.Dense(math.prod(self.image_shape))
+
+    def encode(self, x: Array, *, train: bool) -> Array:  # [B, H, W, C] → z [B, k]
+        _check_images(x, self.image_shape, type(self).__name__)
+        h = _flatten(x)
+        for block in self.enc:
+            h = block(h, train=train)
+        return nn.relu(self.code(h))
+
+    def decode(self, z: Array, *, train: bool) -> Array:  # z [B, k] → [B, H, W, C]
+        h = z
+        for block in self.dec:
+            h = block(h, train=train)
+        return self.out(h).reshape(z.shape[0], *self.image_shape)
+
+    def __call__(self, x: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class Hinton(_Model):
+    """D→1000→500→250→30 (linear code) and mirror, Hinton & Salakhutdinov (2006).
+
+    Layers enc_0..enc_n and dec_0..dec_n, n = len(hidden): enc_n is the linear code layer and
+    dec_n gives the logits; every other layer is followed by `activation`. Greedy layer-wise
+    pretraining trains pair i = (enc_i, dec_{n-i}) on h_i = encode_to(x, i), with
+    `reconstruct_layer(h_i, i)` (apply with method=), then fine-tunes the whole stack.
+    """
+
+    hidden: tuple[int, ...] = (1000, 500, 250)
+    latent_dim: int = 30
+    activation: str = "sigmoid"
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = [nn.Dense(f) for f in (*self.hidden, self.latent_dim)]
+        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+
+    def _enc_layer(self, h: Array, i: int) -> Array:  # [B, D_i] → [B, D_{i+1}]
+        y = self.enc[i](h)
+        return y if i == len(self.hidden) else ACTIVATIONS[self.activation](y)
+
+    def encode_to(self, x: Array, depth: int) -> Array:
+        """h_depth [B, D_depth]: x [B, H, W, C] through enc_0..enc_{depth-1} (depth 0: flat x)."""
+        _check_images(x, self.image_shape, type(self).__name__)
+        h = _flatten(x)
+        for i in range(depth):
+            h = self._enc_layer(h, i)
+        return h
+
+    def reconstruct_layer(self, h: Array, index: int) -> Array:
+        """Pair `index`: h [B, D_index] → enc_index → dec_{n-index} → pre-activation [B, D_index].
+
+        For index 0 this is the flat image logits; above, apply `activation` to compare with h.
+        """
+        return self.dec[len(self.hidden) - index](self._enc_layer(h, index))
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
+        return self.encode_to(x, len(self.hidden) + 1)
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
+        h = z
+        for layer in self.dec[:-1]:
+            h = ACTIVATIONS[self.activation](layer(h))
+        return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class VAE(_Model):
+    """Gaussian-encoder VAE: D→512→256 ReLU → (mu, logvar) [B, k]; decoder k→256→512→D logits."""
+
+    hidden: tuple[int, ...] = (512, 256)
+    latent_dim: int = 16
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = [nn.Dense(f) for f in self.hidden]
+        self.mu = nn.Dense(self.latent_dim)
+        self.logvar = nn.Dense(self.latent_dim)
+        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+
+    def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+        """x [B, H, W, C] → (mu [B, k], logvar [B, k])."""
+        _check_images(x, self.image_shape, type(self).__name__)
+        h = _flatten(x)
+        for layer in self.enc:
+            h = nn.relu(layer(h))
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
+        h = z
+        for layer in self.dec[:-1]:
+            h = nn.relu(layer(h))
+        return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        mu, logvar = self.encode(x, train=train)
+        z = _sample(self, mu, logvar, train)
+        return self.decode(z, train=train), {"z": z, "mu": mu, "logvar": logvar}
+
+
+def _sample(module: nn.Module, mu: Array, logvar: Array, train: bool) -> Array:
+    """z = mu + exp(logvar/2)·eps with eps from the 'sample' rng stream when training, else mu."""
+    if not train:
+        return mu
+    eps = jax.random.normal(module.make_rng("sample"), mu.shape, mu.dtype)
+    return mu + jnp.exp(0.5 * logvar) * eps
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutional models: channels come from image_shape; logits always have the input's shape.
+
+
+class ConvSimple(_Model):
+    """Conv C→16 3×3 same, ReLU, MaxPool 2 → z [B, H/2, W/2, 16]; ConvTranspose 16→C 2×2 s2.
+
+    upsample='resize' replaces the 2×2 transposed conv by resize + 3×3 conv (more parameters).
+    """
+
+    features: int = 16
+    upsample: str = "transpose"
+    downsample: str = "maxpool"
+    resize_method: str = "nearest"
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = DownBlock(self.features, self.downsample)
+        self.dec = UpBlock(
+            self.image_shape[2],
+            self.upsample,
+            kernel=2,
+            relu=False,
+            resize_method=self.resize_method,
+        )
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:
+        _check_images(x, self.image_shape, type(self).__name__)
+        return self.enc(x, train=train)
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:
+        return self.dec(z, self.image_shape[:2], train=train)
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class ConvDeep(_Model):
+    """Three blocks Conv 3×3 → ReLU → BatchNorm → MaxPool: 28×28×1 → 14×14×16 → 7×7×32 → 3×3×64.
+
+    Decoder: UpBlocks (ConvT 3×3 s2 → ReLU → BN) back through the encoder's sizes (3→7 with
+    'VALID', 7→14, 14→28 with 'SAME'; for 32×32: 4→8→16→32), then Conv 3×3 → C logits.
+    skip=True concatenates the output of encoder block i (i = 0..n-2) onto the decoder input at
+    the same resolution (U-Net); `decode(z)` alone then uses zeros for those features.
+    """
+
+    features: tuple[int, ...] = (16, 32, 64)
+    upsample: str = "transpose"
+    downsample: str = "maxpool"
+    skip: bool = False
+    resize_method: str = "nearest"
+    bn_axis_name: str | None = None
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = [
+            DownBlock(f, self.downsample, batch_norm=True, bn_axis_name=self.bn_axis_name)
+            for f in self.features
+        ]
+        self.dec = [
+            UpBlock(
+                f,
+                self.upsample,
+                batch_norm=True,
+                bn_axis_name=self.bn_axis_name,
+                resize_method=self.resize_method,
+            )
+            for f in reversed(self.features)
+        ]
+        self.out = nn.Conv(self.image_shape[2], (3, 3), padding="SAME")
+
+    def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7), (3, 3)]
+        return _level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=False)
+
+    def _encode(self, x: Array, train: bool) -> tuple[Array, list[Array]]:
+        """x [B, H, W, C] → (z [B, h, w, features[-1]], outputs of blocks 0..n-2 for skips)."""
+        _check_images(x, self.image_shape, type(self).__name__)
+        feats = []
+        for block in self.enc:
+            x = block(x, train=train)
+            feats.append(x)
+        return x, feats[:-1]
+
+    def encode(self, x: Array, *, train: bool) -> Array:
+        return self._encode(x, train)[0]
+
+    def decode(self, z: Array, *, train: bool, skips: Sequence[Array] | None = None) -> Array:
+        """z [B, h, w, features[-1]] → logits [B, H, W, C]; skips as returned by the encoder."""
+        sizes, n = self._sizes(), len(self.features)
+        if self.skip and skips is None:
+            skips = [
+                jnp.zeros((z.shape[0], *sizes[i + 1], f), z.dtype)
+                for i, f in enumerate(self.features[:-1])
+            ]
+        h = z
+        for j, block in enumerate(self.dec):
+            if self.skip and j > 0:
+                h = jnp.concatenate([h, skips[n - 1 - j]], axis=-1)
+            h = block(h, sizes[n - 1 - j], train=train)
+        return self.out(h)
+
+    def __call__(self, x: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
+        z, skips = self._encode(x, train)
+        return self.decode(z, train=train, skips=skips if self.skip else None), {"z": z}
+
+
+class ConvKeras(_Model):
+    """The Keras tutorial's conv AE: Conv16-Pool-Conv8-Pool-Conv8-Pool (same) → z [B, 4, 4, 8].
+
+    Decoder Conv8-Up-Conv8-Up-Conv16(valid)-Up-Conv C (3×3, ReLU, nearest ×2 upsampling): the
+    16-channel conv is 'VALID' only where that lands on the image size (28: 16→14→28); for 32×32
+    it is 'SAME' (16→32). Upsampling is by resize by design, so there is no `upsample` field.
+    """
+
+    features: tuple[int, ...] = (16, 8, 8)
+    decoder_features: tuple[int, ...] = (8, 8, 16)
+    downsample: str = "maxpool"
+    resize_method: str = "nearest"
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        self.enc = [DownBlock(f, self.downsample, ceil=True) for f in self.features]
+        code_hw = _level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=True)[-1]
+        last_in = [n * 2 ** (len(self.decoder_features) - 1) for n in code_hw]
+        valid = [2 * (n - 2) for n in last_in] == list(self.image_shape[:2])
+        paddings = ["SAME"] * (len(self.decoder_features) - 1) + ["VALID" if valid else "SAME"]
+        pairs = zip(self.decoder_features, paddings, strict=True)
+        self.dec = [nn.Conv(f, (3, 3), padding=p) for f, p in pairs]
+        self.out = nn.Conv(self.image_shape[2], (3, 3), padding="SAME")
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:
+        _check_images(x, self.image_shape, type(self).__name__)
+        for block in self.enc:
+            x = block(x, train=train)
+        return x
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:
+        h = z
+        for conv in self.dec:
+            h = upsample_2x(nn.relu(conv(h)), self.resize_method)
+        return self.out(_fit(h, self.image_shape[:2]))
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z = self.encode(x, train=train)
+        return self.decode(z, train=train), {"z": z}
+
+
+class ConvFlat(_Model):
+    """Conv C→32 s2, ReLU, Conv 32→64 s2, ReLU (28→14→7), flatten, Dense → z [B, latent_dim].
+
+    Decoder: Dense → 7·7·64, ReLU, reshape, ConvT 64→32 3×3 s2, ReLU, ConvT 32→C 3×3 s2 → logits.
+    Sizes halve with ceil (Conv 'SAME'); odd sizes are cropped back after upsampling.
+    skip=True concatenates encoder block i's output (i = 0..n-2) onto the decoder input at the
+    same resolution; `decode(z)` alone then uses zeros for those features.
+    """
+
+    features: tuple[int, ...] = (32, 64)
+    latent_dim: int = 64
+    upsample: str = "transpose"
+    downsample: str = "strided"
+    skip: bool = False
+    resize_method: str = "nearest"
+    image_shape: ImageShape = (28, 28, 1)
+
+    def setup(self) -> None:
+        n = len(self.features)
+        self.enc = [DownBlock(f, self.downsample, ceil=True) for f in self.features]
+        self.to_code = nn.Dense(self.latent_dim)
+        self.from_code = nn.Dense(math.prod(self._sizes()[-1]) * self.features[-1])
+        out_features = (*self.features[-2::-1], self.image_shape[2])
+        self.dec = [
+            UpBlock(f, self.upsample, relu=j < n - 1, resize_method=self.resize_method)
+            for j, f in enumerate(out_features)
+        ]
+
+    def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7)]
+        return _level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=True)
+
+    def _encode(self, x: Array, train: bool) -> tuple[Array, list[Array]]:
+        """x [B, H, W, C] → (z [B, latent_dim], outputs of blocks 0..n-2 for skips)."""
+        _check_images(x, self.image_shape, type(self).__name__)
+        feats = []
+        for block in self.enc:
+            x = block(x, train=train)
+            feats.append(x)
+        return self.to_code(_flatten(x)), feats[:-1]
+
+    def encode(self, x: Array, *, train: bool = False) -> Array:
+        return self._encode(x, train)[0]
+
+    def decode(
+        self, z: Array, *, train: bool = False, skips: Sequence[Array] | None = None
+    ) -> Array:
+        """z [B, latent_dim] → logits [B, H, W, C]; skips as returned by the encoder."""
+        sizes, n = self._sizes(), len(self.features)
+        if self.skip and skips is None:
+            skips = [
+                jnp.zeros((z.shape[0], *sizes[i + 1], f), z.dtype)
+                for i, f in enumerate(self.features[:-1])
+            ]
+        h = nn.relu(self.from_code(z)).reshape(z.shape[0], *sizes[-1], self.features[-1])
+        for j, block in enumerate(self.dec):
+            if self.skip and j > 0:
+                h = jnp.concatenate([h, skips[n - 1 - j]], axis=-1)
+            h = block(h, sizes[n - 1 - j], train=train)
+        return h
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        z, skips = self._encode(x, train)
+        return self.decode(z, train=train, skips=skips if self.skip else None), {"z": z}
+
+
+class ConvVAE(_Model):
+    """Conv VAE: Conv C→16 s2, 16→32 s2, 32→64 s1 (ReLU; 28→14→7→7), flatten 3136 → mu, logvar.
+
+    Decoder: Dense k→3136, ReLU, reshape 7×7×64, ConvT 64→32 s1, ReLU, ConvT 32→16 s2, ReLU,
+    ConvT 16→C s2 → logits (all 3×3). `strides` gives each encoder conv's stride (1 or 2).
+    """
+
+    features: tuple[int, ...] = (16, 32, 64)
+    strides: tuple[int, ...] = (2, 2, 1)
+    latent_dim: int = 128
+    upsample: str = "transpose"
+    downsample: str = "strided"
+    resize_method: str = "nearest"
+    image_shape: ImageShape = (28, 28, 1)
+
+    def __post_init__(self) -> None:
+        if len(self.strides) != len(self.features) or set(self.strides) - {1, 2}:
+            raise ValueError(
+                f"ConvVAE.strides must give 1 or 2 for each of the {len(self.features)} "
+                f"features; got {self.strides!r}"
+            )
+        super().__post_init__()
+
+    def setup(self) -> None:
+        n = len(self.features)
+        self.enc = [
+            DownBlock(f, self.downsample if s == 2 else "none", ceil=True)
+            for f, s in zip(self.features, self.strides, strict=True)
+        ]
+        self.mu = nn.Dense(self.latent_dim)
+        self.logvar = nn.Dense(self.latent_dim)
+        self.from_code = nn.Dense(math.prod(self._sizes()[-1]) * self.features[-1])
+        out_features = (*self.features[-2::-1], self.image_shape[2])
+        self.dec = [
+            UpBlock(
+                f,
+                self.upsample,
+                strides=self.strides[n - 1 - j],
+                relu=j < n - 1,
+                resize_method=self.resize_method,
+            )
+            for j, f in enumerate(out_features)
+        ]
+
+    def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7), (7, 7)]
+        return _level_sizes(self.image_shape[:2], self.strides, ceil=True)
+
+    def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+        """x [B, H, W, C] → (mu [B, k], logvar [B, k])."""
+        _check_images(x, self.image_shape, type(self).__name__)
+        for block in self.enc:
+            x = block(x, train=train)
+        h = _flatten(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
+        sizes, n = self._sizes(), len(self.features)
+        h = nn.relu(self.from_code(z)).reshape(z.shape[0], *sizes[-1], self.features[-1])
+        for j, block in enumerate(self.dec):
+            h = block(h, sizes[n - 1 - j], train=train)
+        return h
+
+    def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
+        mu, logvar = self.encode(x, train=train)
+        z = _sample(self, mu, logvar, train)
+        return self.decode(z, train=train), {"z": z, "mu": mu, "logvar": logvar}
+
+
+# ----------------------------------------------------------------------------------------------
+# The name → model table and helpers
+
+MODELS: dict[str, type[nn.Module]] = {
+    "linear": Linear,
+    "vanilla": Vanilla,
+    "deep_fc": DeepFC,
+    "hinton": Hinton,
+    "conv_simple": ConvSimple,
+    "conv_deep": ConvDeep,
+    "conv_keras": ConvKeras,
+    "conv_flat": ConvFlat,
+    "vae": VAE,
+    "conv_vae": ConvVAE,
+}
+
+
+def is_vae(model: nn.Module | type[nn.Module]) -> bool:
+    """True for the variational models, whose encode returns (mu, logvar)."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, VAE | ConvVAE)
+
+
+def model_fields(cls: type[nn.Module]) -> list[str]:
+    """The constructor fields of a model class (without Flax's `parent` and `name`)."""
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def create_model(name: str, **fields: Any) -> nn.Module:
+    """MODELS[name](**fields); lists become tuples (configs read back from JSON hold lists).
+
+    Raises ValueError with one line for an unknown name, an unknown field or a bad option value.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    cls = MODELS[name]
+    valid = model_fields(cls)
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(unknown)} for model {name!r}; "
+            f"valid fields: {', '.join(valid)}"
+        )
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return cls(**fields)
+
+
+def count_params(params: Any) -> int:
+    """Number of scalars in a pytree of arrays or ShapeDtypeStructs (pass variables['params'])."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
