@@ -21,7 +21,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Module-level so tests (and unusual machines) can monkeypatch them.
-DEBIAN_DATA_ROOT = pathlib.Path("/usr/share/datasets")
+DEBIAN_DATA_ROOT = pathlib.Path(os.environ.get("JAXAE_DEBIAN_DATA_ROOT", "/usr/share/datasets"))
 DEFAULT_TFDS_DIR = pathlib.Path("~/tensorflow_datasets")
 DEFAULT_CACHE_DIR = pathlib.Path("~/.cache/jaxae")
 # TFDS first tries its own storage for prepared data, then the dataset's original host.

@@ -1,0 +1,15 @@
+"""Conv autoencoder with a flat code: 28×28×1→14×14×32→7×7×64→64 and mirror.
+
+Run:    python train.py --config configs/conv_flat.py --workdir runs/conv_flat
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("conv_flat")
+    config.loss = "mse"
+    config.num_epochs = 5
+    return config

@@ -1,0 +1,15 @@
+"""Smallest conv autoencoder: Conv 1→16 + MaxPool / ConvTranspose 16→1 (225 params).
+
+Run:    python train.py --config configs/conv_simple.py --workdir runs/conv_simple
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("conv_simple")
+    config.loss = "mse"
+    config.num_epochs = 5
+    return config

@@ -1,0 +1,18 @@
+"""Deep FC autoencoder 784→512→256→128→32 and mirror (1,144,880 params).
+
+Each hidden block is Linear→ReLU→BatchNorm→Dropout(0.2); gradients clipped to norm 1.0.
+
+Run:    python train.py --config configs/deep_fc.py --workdir runs/deep_fc
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("deep_fc")
+    config.loss = "mse"
+    config.num_epochs = 5
+    config.grad_clip = 1.0
+    return config

@@ -1,0 +1,15 @@
+"""Hinton & Salakhutdinov (2006) 784→1000→500→250→30 autoencoder with a linear code.
+
+Run:    python train.py --config configs/hinton.py --workdir runs/hinton
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("hinton")
+    config.loss = "mse"
+    config.num_epochs = 5
+    return config

@@ -1,0 +1,15 @@
+"""Linear autoencoder 784→k→784 with no activations: learns the top-k PCA subspace.
+
+Run:    python train.py --config configs/linear.py --workdir runs/linear
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("linear")
+    config.loss = "mse"
+    config.num_epochs = 5
+    return config

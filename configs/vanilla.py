@@ -1,0 +1,15 @@
+"""Vanilla fully connected autoencoder 784→256→128→64 and mirror (484,944 params).
+
+Run:    python train.py --config configs/vanilla.py --workdir runs/vanilla
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("vanilla")
+    config.loss = "mse"
+    config.num_epochs = 5
+    return config

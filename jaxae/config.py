@@ -1,0 +1,247 @@
+"""The config schema: every field a run accepts, its default, and validation before compiling."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import json
+import pathlib
+from typing import Any
+
+import ml_collections
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the field and the fix."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every field a run understands, with its default. Config files start from this."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.batch_size = 128
+    c.eval_batch_size = 500
+    c.num_epochs = 10
+    c.num_steps = 0  # > 0 overrides num_epochs
+    c.learning_rate = 1e-3
+    c.optimizer = "adam"
+    c.weight_decay = 0.0
+    c.momentum = 0.9  # sgd only
+    c.schedule = "constant"
+    c.warmup_steps = 0
+    c.grad_clip = 0.0  # global-norm clip; 0 = off
+    c.loss = "mse"  # reconstruction loss for non-VAE models
+    c.eval_every = 0  # steps; 0 = once per epoch
+    c.checkpoint_every = 0  # steps; 0 = at every evaluation
+    c.keep_checkpoints = 3
+    c.log_every = 50  # steps between train lines in metrics.jsonl / TensorBoard
+    c.progress = True  # progress bar on stderr
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "fashion_mnist"
+    c.dataset.data_dir = ""  # prepared TFDS directory; '' = $TFDS_DATA_DIR or the TFDS default
+    c.dataset.max_train_examples = 0  # 0 = all
+    c.dataset.max_test_examples = 0  # 0 = all
+    c.dataset.exclude_class = -1  # >= 0: drop this class from train (anomaly detection)
+
+    c.vae = ml_collections.ConfigDict()
+    c.vae.beta = 1.0
+    c.vae.likelihood = "bernoulli"
+    c.vae.gaussian_sigma = 0.1  # fixed decoder std for the Gaussian likelihood
+
+    # Model fields depend on the model; configs fill them from the model's own defaults.
+    c.model = ml_collections.ConfigDict({"name": "vanilla"})
+    return c
+
+
+def model_config(name: str, **overrides: Any) -> ml_collections.ConfigDict:
+    """`{'name': name, **the model's fields with their defaults, **overrides}` as a ConfigDict."""
+    from jaxae import models
+
+    if name not in models.MODELS:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(models.MODELS)}")
+    fields = {"name": name}
+    for f in dataclasses.fields(models.MODELS[name]):
+        if f.name in ("parent", "name") or not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = f.default
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} has no field(s) {sorted(unknown)}; fields: {sorted(fields)}"
+        )
+    fields.update(overrides)
+    return ml_collections.ConfigDict(fields)
+
+
+def _check_schema(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict, prefix=""):
+    for key in config:
+        path = f"{prefix}{key}"
+        if key not in schema:
+            raise ConfigError(
+                f"unknown config field {path!r}; known fields here: {', '.join(sorted(schema))}"
+            )
+        value, default = config[key], schema[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise ConfigError(f"config field {path!r} must be a group of fields, got {value!r}")
+            if key != "model":
+                _check_schema(value, default, prefix=path + ".")
+            continue
+        want = type(default)
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if isinstance(value, bool) and want is not bool:
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"config field {path!r} must be {want.__name__}, got {value!r} "
+                f"({type(value).__name__}); e.g. --config.{path}={default!r}"
+            )
+
+
+def _positive(config, *paths, allow_zero=False):
+    for path in paths:
+        value = config
+        for part in path.split("."):
+            value = value[part]
+        if value < 0 or (value == 0 and not allow_zero):
+            bound = ">= 0" if allow_zero else "> 0"
+            raise ConfigError(f"config field {path!r} must be {bound}, got {value}")
+
+
+def _choice(value, name, choices):
+    if value not in choices:
+        raise ConfigError(f"config field {name!r} is {value!r}; choose one of {', '.join(choices)}")
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Refuses unknown fields, wrong types and impossible values with one clear line.
+
+    Runs before any data is read or anything compiles. Returns the config unchanged.
+    """
+    from jaxae import data, models
+
+    _check_schema(config, default_config())
+    _positive(config, "batch_size", "eval_batch_size", "learning_rate", "keep_checkpoints")
+    _positive(config, "log_every")
+    _positive(
+        config,
+        "num_epochs",
+        "num_steps",
+        "weight_decay",
+        "warmup_steps",
+        "grad_clip",
+        "eval_every",
+        "checkpoint_every",
+        "dataset.max_train_examples",
+        "dataset.max_test_examples",
+        "vae.beta",
+        allow_zero=True,
+    )
+    _positive(config, "vae.gaussian_sigma")
+    if config.num_steps == 0 and config.num_epochs == 0:
+        raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
+    _choice(config.optimizer, "optimizer", OPTIMIZERS)
+    _choice(config.schedule, "schedule", SCHEDULES)
+    _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
+    _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)
+    _choice(config.dataset.name, "dataset.name", data.DATASETS)
+    model_fields = dict(config.model)
+    name = model_fields.pop("name", None)
+    try:
+        models.create_model(name, **model_fields)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    return config
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    """The config as indented JSON (tuples become lists)."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def from_dict(d: dict) -> ml_collections.ConfigDict:
+    """Inverse of `to_json` after `json.loads`: lists in model fields become tuples again."""
+    d = json.loads(json.dumps(d))  # deep copy
+
+    def tuples(x):
+        if isinstance(x, dict):
+            return {k: tuples(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return tuple(tuples(v) for v in x)
+        return x
+
+    return ml_collections.ConfigDict(tuples(d))
+
+
+def load_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """Runs `get_config()` of a config file such as configs/conv_deep.py."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        here = pathlib.Path("configs")
+        names = ", ".join(sorted(p.name for p in here.glob("*.py"))) if here.is_dir() else ""
+        raise ConfigError(
+            f"config file {path} not found" + (f"; configs/ has {names}" if names else "")
+        )
+    spec = importlib.util.spec_from_file_location(f"_jaxae_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path} defines no get_config() returning a ConfigDict")
+    return module.get_config()
+
+
+def _parse_value(text: str, current: Any, path: str) -> Any:
+    """Command-line text -> a value of the field's type, or a one-line ConfigError."""
+    want = type(current)
+    if want is str:
+        return text
+    if want is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+    else:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = None
+        if want is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if want is tuple and isinstance(value, tuple | list):
+            return tuple(value)
+        if isinstance(value, want) and not isinstance(value, bool):
+            return value
+    raise ConfigError(
+        f"--config.{path}={text} is not a {want.__name__} (it is {current!r} now); "
+        f"e.g. --config.{path}={current!r}"
+    )
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+    """Applies `FIELD=VALUE` strings (dotted paths) in place; unknown fields are refused."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} needs a value: --config.{item}=VALUE")
+        path, text = item.split("=", 1)
+        *parents, leaf = path.split(".")
+        target = config
+        for i, part in enumerate([*parents, leaf]):
+            if not isinstance(target, ml_collections.ConfigDict) or part not in target:
+                known = list(target) if isinstance(target, ml_collections.ConfigDict) else []
+                close = difflib.get_close_matches(part, known, n=1)
+                hint = (
+                    f"; did you mean {'.'.join([*path.split('.')[:i], close[0]])}?" if close else ""
+                )
+                raise ConfigError(f"unknown config field {path!r}{hint}")
+            if part != leaf or i < len(parents):
+                target = target[part]
+        target[leaf] = _parse_value(text, target[leaf], path)

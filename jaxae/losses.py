@@ -1,0 +1,58 @@
+"""Pure loss terms: each maps a batch to per-example values [B]."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def _flat(x: jax.Array) -> jax.Array:
+    """[B, ...] -> [B, D]."""
+    return x.reshape(x.shape[0], -1)
+
+
+def mse(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """Mean squared error of sigmoid(logits) against x, averaged over pixels: [B, ...] -> [B]."""
+    return jnp.mean(_flat(jax.nn.sigmoid(logits) - x) ** 2, axis=-1)
+
+
+def l1(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """Mean absolute error of sigmoid(logits) against x, averaged over pixels: -> [B]."""
+    return jnp.mean(jnp.abs(_flat(jax.nn.sigmoid(logits) - x)), axis=-1)
+
+
+def bce(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """Binary cross-entropy from logits (numerically stable), averaged over pixels: -> [B]."""
+    return jnp.mean(_flat(optax.sigmoid_binary_cross_entropy(logits, x)), axis=-1)
+
+
+RECONSTRUCTION = {"mse": mse, "bce": bce, "l1": l1}
+
+
+def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """-log p(x | logits) under independent Bernoullis, summed over pixels (nats): -> [B].
+
+    For x in [0, 1] (not binarized) this is the usual continuous-Bernoulli-free BCE.
+    """
+    return jnp.sum(_flat(optax.sigmoid_binary_cross_entropy(logits, x)), axis=-1)
+
+
+def gaussian_nll(logits: jax.Array, x: jax.Array, sigma: float) -> jax.Array:
+    """-log N(x; sigmoid(logits), sigma² I), summed over pixels (nats): -> [B]."""
+    d = _flat(x).shape[-1]
+    sq = jnp.sum(_flat(jax.nn.sigmoid(logits) - x) ** 2, axis=-1)
+    return 0.5 * sq / sigma**2 + d * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over latents: [B, K] -> [B]."""
+    return 0.5 * jnp.sum(_flat(jnp.exp(logvar) + mu**2 - 1.0 - logvar), axis=-1)
+
+
+def psnr(recon: jax.Array, x: jax.Array) -> jax.Array:
+    """Peak signal-to-noise ratio in dB for images in [0, 1]: -> [B]."""
+    err = jnp.mean(_flat(recon - x) ** 2, axis=-1)
+    return -10.0 * jnp.log10(jnp.maximum(err, 1e-10))

@@ -1,0 +1,382 @@
+"""The training loop: `train_and_evaluate(config, workdir)` around pure, jitted train/eval steps."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dm_pix
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from jaxae import checkpoint, data, losses, models, objectives, optim
+from jaxae import config as config_lib
+from jaxae.metrics import MetricWriter, truncate_after
+
+Metrics = dict[str, jax.Array]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A loss term, the gradient or the update became NaN or inf."""
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training. The optimizer itself is bound by closure."""
+
+    step: jax.Array  # int32 scalar: number of updates applied
+    params: Any
+    batch_stats: Any  # BatchNorm running statistics ({} for models without BatchNorm)
+    opt_state: Any
+
+
+def init_state(
+    model: nn.Module, tx: optax.GradientTransformation, image_shape: tuple[int, ...], seed: int
+) -> TrainState:
+    """Initial parameters from `seed` for inputs of `image_shape` (H, W, C)."""
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 0)
+    x = jnp.zeros((1, *image_shape), jnp.float32)
+    variables = model.init({"params": key, "dropout": key, "sample": key}, x, train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+    )
+
+
+def make_train_step(
+    objective: objectives.Objective, tx: optax.GradientTransformation, schedule: optax.Schedule
+) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
+    """The pure step `train_step(state, batch, rng) -> (state, metrics)`.
+
+    batch: [B, H, W, C] uint8. rng is the run's base key; the step uses fold_in(rng, step), so a
+    resumed run draws exactly the keys an uninterrupted one would.
+    """
+
+    def train_step(state: TrainState, batch: jax.Array, rng: jax.Array):
+        step_rng = jax.random.fold_in(rng, state.step)
+        x = data.to_float(batch)
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        (loss, (terms, batch_stats, _)), grads = grad_fn(
+            state.params, state.batch_stats, x, step_rng, train=True
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {name: jnp.mean(value) for name, value in terms.items()}
+        metrics["loss"] = loss
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        metrics["update_norm"] = optax.tree.norm(updates)
+        metrics["learning_rate"] = schedule(state.step)
+        new_state = state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+        )
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(
+    objective: objectives.Objective, image_shape: tuple[int, int, int]
+) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array], Metrics]:
+    """`eval_step(state, batch, mask, rng) -> sums`: masked sums of every per-example metric."""
+    filter_size = min(11, image_shape[0], image_shape[1])
+
+    def eval_step(state: TrainState, batch: jax.Array, mask: jax.Array, rng: jax.Array):
+        x = data.to_float(batch)
+        _, (terms, _, logits) = objective(state.params, state.batch_stats, x, rng, train=False)
+        recon = jax.nn.sigmoid(logits)
+        terms = dict(terms)
+        terms["psnr"] = losses.psnr(recon, x)
+        terms["ssim"] = dm_pix.ssim(recon, x, filter_size=filter_size)
+        sums = {name: jnp.sum(value * mask) for name, value in terms.items()}
+        sums["count"] = jnp.sum(mask)
+        return sums
+
+    return eval_step
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The example order of `epoch`: a pure function of (seed, epoch), so resume is exact."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def host_batches(
+    images: np.ndarray, batch_size: int, seed: int, start_step: int
+) -> Iterator[np.ndarray]:
+    """Batches [B, H, W, C] for steps start_step, start_step + 1, ... (drop the remainder)."""
+    steps_per_epoch = len(images) // batch_size
+    step = start_step
+    perm, perm_epoch = None, -1
+    while True:
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch != perm_epoch:
+            perm, perm_epoch = epoch_permutation(seed, epoch, len(images)), epoch
+        yield images[np.sort(perm[i * batch_size : (i + 1) * batch_size])]
+        step += 1
+
+
+def prefetch(iterator: Iterator[np.ndarray], sharding, size: int = 2) -> Iterator[jax.Array]:
+    """Keeps `size` batches in flight to the device(s) while the current step runs."""
+    queue = []
+    for batch in iterator:
+        queue.append(jax.device_put(batch, sharding))
+        if len(queue) > size:
+            yield queue.pop(0)
+
+
+def evaluate(
+    eval_step, state: TrainState, images: np.ndarray, batch_size: int, rng, sharding
+) -> dict[str, float]:
+    """Mean of every eval metric over `images`; the last batch is padded and masked."""
+    totals: dict[str, float] = {}
+    n = len(images)
+    batch_size = min(batch_size, n)
+    n_dev = sharding.mesh.size
+    batch_size = max(n_dev, batch_size // n_dev * n_dev)
+    for start in range(0, n, batch_size):
+        batch = images[start : start + batch_size]
+        mask = np.ones(batch_size, np.float32)
+        if len(batch) < batch_size:  # pad to one shape: no recompilation for the last batch
+            mask[len(batch) :] = 0
+            pad = np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)
+            batch = np.concatenate([batch, pad])
+        sums = eval_step(
+            state,
+            jax.device_put(batch, sharding),
+            jax.device_put(mask, sharding),
+            jax.random.fold_in(rng, start),
+        )
+        for name, value in jax.device_get(sums).items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    count = totals.pop("count")
+    return {name: value / count for name, value in totals.items()}
+
+
+def _first_bad(metrics: dict[str, float]) -> str | None:
+    order = [k for k in metrics if k not in ("loss", "grad_norm", "update_norm")]
+    for name in [*order, "loss", "grad_norm", "update_norm"]:
+        if name in metrics and not math.isfinite(metrics[name]):
+            return name
+    return None
+
+
+def _run_meta(config: ml_collections.ConfigDict, num_params: int) -> dict:
+    return {
+        "config": json.loads(config_lib.to_json(config)),
+        "model": config.model.name,
+        "params": num_params,
+        "jaxae_format": checkpoint.FORMAT_VERSION,
+    }
+
+
+def _check_same_run(saved: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """A workdir resumes only the run it holds: same model and data, else one clear error."""
+    if saved.get("jaxae_format") != checkpoint.FORMAT_VERSION:
+        raise checkpoint.CheckpointMismatchError(
+            f"{workdir} holds a checkpoint in format {saved.get('jaxae_format')!r} but this jaxae "
+            f"writes format {checkpoint.FORMAT_VERSION}; use a new --workdir"
+        )
+    now = json.loads(config_lib.to_json(config))
+    for section in ("model", "dataset"):
+        if saved["config"].get(section) != now[section]:
+            raise checkpoint.CheckpointMismatchError(
+                f"{workdir} holds a run with {section} {saved['config'].get(section)} but the "
+                f"config asks for {now[section]}; use a new --workdir or the saved config"
+            )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the summary.
+
+    Writes workdir/{config.json, metrics.jsonl, checkpoints/, events.out.tfevents.*,
+    summary.json}. Raises ConfigError, DatasetNotFoundError, CheckpointMismatchError or
+    TrainingDivergedError with one-line messages before anything is overwritten.
+    """
+    config_lib.validate(config)
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise config_lib.ConfigError(f"--workdir {workdir} is a file; give a directory path")
+
+    model_fields = dict(config.model)
+    model = models.create_model(model_fields.pop("name"), **model_fields)
+    image_shape = tuple(model_fields.get("image_shape", (28, 28, 1)))
+    ds = data.load_dataset(
+        config.dataset.name,
+        data_dir=config.dataset.data_dir,
+        max_train_examples=config.dataset.max_train_examples,
+        max_test_examples=config.dataset.max_test_examples,
+        exclude_class=config.dataset.exclude_class,
+        image_shape=image_shape,
+        seed=config.seed,
+    )
+    steps_per_epoch = len(ds.train_images) // config.batch_size
+    if steps_per_epoch == 0:
+        raise config_lib.ConfigError(
+            f"batch_size {config.batch_size} is larger than the {len(ds.train_images)} training "
+            f"examples; lower --config.batch_size"
+        )
+    total_steps = config.num_steps or config.num_epochs * steps_per_epoch
+    eval_every = config.eval_every or steps_per_epoch
+    checkpoint_every = config.checkpoint_every or eval_every
+
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    if config.batch_size % mesh.size:
+        raise config_lib.ConfigError(
+            f"batch_size {config.batch_size} does not split over {mesh.size} devices; "
+            f"use a multiple of {mesh.size}"
+        )
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P("data"))
+
+    tx, schedule = optim.make_optimizer(config, total_steps)
+    objective = objectives.make_objective(config, model)
+    init = functools.partial(init_state, model, tx, image_shape, config.seed)
+    abstract_state = jax.eval_shape(init)
+    abstract_state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state
+    )
+    num_params = models.count_params(abstract_state.params)
+    meta = _run_meta(config, num_params)
+
+    mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
+    start_step = mngr.latest_step()
+    if start_step is not None:
+        _check_same_run(checkpoint.read_meta(mngr, start_step), config, workdir)
+        state, _ = checkpoint.restore(mngr, start_step, abstract_state)
+        print(f"Resuming {workdir} from step {start_step}.", flush=True)
+    else:
+        state = jax.jit(init, out_shardings=replicated)()
+        start_step = 0
+
+    is_chief = jax.process_index() == 0
+    if is_chief:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
+        truncate_after(workdir / "metrics.jsonl", start_step)
+    writer = MetricWriter(workdir, enabled=is_chief)
+
+    base_rng = jax.random.PRNGKey(config.seed)
+    train_rng = jax.random.fold_in(base_rng, 1)
+    eval_rng = jax.random.fold_in(base_rng, 2)
+    train_step = jax.jit(
+        make_train_step(objective, tx, schedule),
+        in_shardings=(replicated, batch_sharding, replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    eval_step = jax.jit(make_eval_step(objective, image_shape))
+
+    def run_eval(step: int) -> dict[str, float]:
+        result = evaluate(
+            eval_step, state, ds.test_images, config.eval_batch_size, eval_rng, batch_sharding
+        )
+        writer.write(step, "eval", result)
+        return result
+
+    def save(step: int, eval_loss: float | None) -> None:
+        checkpoint.save(mngr, step, state, meta, eval_loss=eval_loss)
+
+    batches = prefetch(
+        host_batches(ds.train_images, config.batch_size, config.seed, start_step), batch_sharding
+    )
+    bar = tqdm(
+        total=total_steps,
+        initial=start_step,
+        disable=None if config.progress and is_chief else True,
+        dynamic_ncols=True,
+    )
+    pending: tuple[int, Metrics] | None = None  # metrics of the last step, fetched one step late
+    window: list[dict[str, float]] = []
+    train_time, train_images, timer = 0.0, 0, None
+    last_eval: dict[str, float] | None = None
+    last_saved = start_step
+
+    def drain() -> None:
+        """Fetch the pending step's metrics; stop on NaN/inf; log every `log_every` steps."""
+        nonlocal pending, window
+        if pending is None:
+            return
+        step, device_metrics = pending
+        pending = None
+        values = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        bad = _first_bad(values)
+        if bad is not None:
+            raise TrainingDivergedError(
+                f"{bad} became {values[bad]} at step {step} (loss={values['loss']}); last good "
+                f"checkpoint: step {last_saved} in {workdir / 'checkpoints'}; lower "
+                f"--config.learning_rate or set --config.grad_clip"
+            )
+        window.append(values)
+        bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
+        if step % config.log_every == 0 or step == total_steps:
+            mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+            if train_time > 0:
+                mean["images_per_second"] = train_images / train_time
+            writer.write(step, "train", mean)
+            window = []
+
+    try:
+        for step in range(start_step + 1, total_steps + 1):
+            state, device_metrics = train_step(state, next(batches), train_rng)
+            drain()  # the previous step's metrics, while this one runs
+            pending = (step, device_metrics)
+            now = time.perf_counter()
+            if timer is not None:
+                train_time += now - timer
+                train_images += config.batch_size
+                bar.set_postfix(img_s=f"{train_images / train_time:.0f}", refresh=False)
+            timer = now
+            bar.update(1)
+            is_eval = step % eval_every == 0 or step == total_steps
+            is_ckpt = step % checkpoint_every == 0 or step == total_steps
+            if is_eval or is_ckpt:
+                drain()
+                timer = None  # evaluation and saving are not training time
+            if is_eval:
+                last_eval = run_eval(step)
+            if is_ckpt:
+                save(step, last_eval["loss"] if is_eval else None)
+                last_saved = step
+        drain()
+    finally:
+        bar.close()
+        mngr.wait_until_finished()
+        writer.close()
+
+    if last_eval is None:  # nothing left to train: evaluate what the checkpoint holds
+        last_eval = evaluate(
+            eval_step, state, ds.test_images, config.eval_batch_size, eval_rng, batch_sharding
+        )
+    images_per_second = train_images / train_time if train_time > 0 else None
+    summary_path = workdir / "summary.json"
+    if images_per_second is None and summary_path.exists():
+        images_per_second = json.loads(summary_path.read_text()).get("images_per_second")
+    summary = {
+        **last_eval,
+        "params": num_params,
+        "steps": int(state.step),
+        "images_per_second": images_per_second,
+        "model": config.model.name,
+        "dataset": config.dataset.name,
+        "devices": mesh.size,
+    }
+    if is_chief:
+        tmp = summary_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(summary_path)
+    mngr.close()
+    return summary

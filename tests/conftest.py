@@ -1,0 +1,37 @@
+"""Shared test setup: a private data cache, no downloads, and tiny synthetic configs."""
+
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # so `configs.NAME` imports like train.py's config files do
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("JAXAE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("JAXAE_NO_DOWNLOAD", "1")
+
+
+def tiny_config(name: str, **overrides):
+    """configs/NAME.py on a small synthetic dataset, a few steps, no progress bar."""
+    import importlib
+
+    config = importlib.import_module(f"configs.{name}").get_config()
+    config.dataset.name = "synthetic"
+    config.dataset.max_train_examples = 64
+    config.dataset.max_test_examples = 32
+    config.batch_size = 16
+    config.eval_batch_size = 32
+    config.num_steps = 6
+    config.log_every = 2
+    config.progress = False
+    for key, value in overrides.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config

@@ -1,0 +1,56 @@
+"""Mathematical identities of the loss terms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxae import losses
+
+
+def test_kl_closed_form_matches_monte_carlo():
+    key_mu, key_lv, key_eps = jax.random.split(jax.random.PRNGKey(0), 3)
+    mu = jax.random.normal(key_mu, (3, 4))
+    logvar = 0.5 * jax.random.normal(key_lv, (3, 4))
+    n = 400_000
+    eps = jax.random.normal(key_eps, (n, 3, 4))
+    z = mu + jnp.exp(0.5 * logvar) * eps
+    log_q = -0.5 * (eps**2 + logvar + jnp.log(2 * jnp.pi))
+    log_p = -0.5 * (z**2 + jnp.log(2 * jnp.pi))
+    monte_carlo = jnp.mean(jnp.sum(log_q - log_p, axis=-1), axis=0)
+    closed = losses.gaussian_kl(mu, logvar)
+    np.testing.assert_allclose(monte_carlo, closed, rtol=0.02, atol=0.01)
+
+
+def test_kl_is_zero_at_the_prior():
+    assert float(jnp.max(jnp.abs(losses.gaussian_kl(jnp.zeros((2, 5)), jnp.zeros((2, 5)))))) == 0
+
+
+def test_bce_from_logits_is_stable_and_matches_the_naive_formula():
+    logits = jnp.array([[-3.0, 0.0, 2.5, 7.0]])
+    x = jnp.array([[0.0, 0.3, 1.0, 0.9]])
+    p = jax.nn.sigmoid(logits)
+    naive = -(x * jnp.log(p) + (1 - x) * jnp.log(1 - p))
+    np.testing.assert_allclose(losses.bce(logits, x), naive.mean(-1), rtol=1e-5)
+    extreme = losses.bce(jnp.array([[500.0, -500.0]]), jnp.array([[0.0, 1.0]]))
+    assert np.isfinite(extreme).all() and float(extreme[0]) == 500.0
+
+
+def test_per_example_shapes_and_values():
+    x = jnp.full((2, 4, 4, 1), 0.5)
+    logits = jnp.zeros((2, 4, 4, 1))  # sigmoid(0) = 0.5: perfect reconstruction
+    for fn in (losses.mse, losses.l1):
+        assert fn(logits, x).shape == (2,) and float(jnp.max(fn(logits, x))) == 0.0
+    np.testing.assert_allclose(losses.bernoulli_nll(logits, x), 16 * np.log(2), rtol=1e-6)
+    assert float(losses.psnr(jnp.full((1, 4), 0.4), jnp.full((1, 4), 0.5))[0]) == pytest.approx(
+        20, rel=1e-5
+    )
+
+
+def test_gaussian_nll_is_the_normal_log_density():
+    x = jnp.array([[0.2, 0.7]])
+    logits = jnp.array([[0.1, -0.3]])
+    sigma = 0.3
+    mean = jax.nn.sigmoid(logits)
+    expected = -jnp.sum(jax.scipy.stats.norm.logpdf(x, mean, sigma), axis=-1)
+    np.testing.assert_allclose(losses.gaussian_nll(logits, x, sigma), expected, rtol=1e-5)

@@ -1,0 +1,118 @@
+"""The training loop: determinism, checkpoints, exact resume and every file of the workdir."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from jaxae import checkpoint, train
+from jaxae.metrics import read
+
+
+def _params(workdir):
+    """The parameters of the latest checkpoint in `workdir`, as numpy."""
+    mngr = checkpoint.manager(workdir, read_only=True)
+    state, _ = checkpoint.restore(mngr, mngr.latest_step())
+    return jax.tree.map(np.asarray, state["params"])
+
+
+def _assert_trees_equal(a, b):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def deep_fc_run(tmp_path_factory):
+    """One 6-step deep_fc run (BatchNorm + Dropout + clipping): the reference for several tests."""
+    workdir = tmp_path_factory.mktemp("deep_fc_full")
+    config = tiny_config("deep_fc", checkpoint_every=3)
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_workdir_holds_every_file_of_the_contract(deep_fc_run):
+    _, workdir, summary = deep_fc_run
+    assert (workdir / "config.json").exists()
+    assert list(workdir.glob("events.out.tfevents.*"))
+    assert (workdir / "checkpoints").is_dir()
+    records = read(workdir / "metrics.jsonl")
+    splits = {r["split"] for r in records}
+    assert splits == {"train", "eval"}
+    train_record = next(r for r in records if r["split"] == "train")
+    for key in ("step", "loss", "mse", "grad_norm", "update_norm", "learning_rate"):
+        assert key in train_record
+    on_disk = json.loads((workdir / "summary.json").read_text())
+    assert on_disk == summary
+    for key in ("loss", "mse", "psnr", "ssim", "params", "steps", "images_per_second"):
+        assert key in summary
+    assert summary["params"] == 1_144_880 and summary["steps"] == 6
+    assert 0 < summary["mse"] < 0.5 and -1 <= summary["ssim"] <= 1
+
+
+def test_same_seed_gives_identical_parameters(deep_fc_run, tmp_path):
+    config, workdir, _ = deep_fc_run
+    train.train_and_evaluate(config, tmp_path)
+    _assert_trees_equal(_params(workdir), _params(tmp_path))
+
+
+def test_different_seed_gives_different_parameters(deep_fc_run, tmp_path):
+    config, workdir, _ = deep_fc_run
+    config = tiny_config("deep_fc", checkpoint_every=3, seed=1)
+    train.train_and_evaluate(config, tmp_path)
+    a, b = jax.tree.leaves(_params(workdir)), jax.tree.leaves(_params(tmp_path))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_stopped_and_resumed_run_equals_uninterrupted_run(deep_fc_run, tmp_path):
+    config, workdir, _ = deep_fc_run
+    first_half = tiny_config("deep_fc", checkpoint_every=3, num_steps=3)
+    train.train_and_evaluate(first_half, tmp_path)
+    assert checkpoint.manager(tmp_path, read_only=True).latest_step() == 3
+    summary = train.train_and_evaluate(config, tmp_path)  # same command as the full run
+    assert summary["steps"] == 6
+    _assert_trees_equal(_params(workdir), _params(tmp_path))
+    steps = [r["step"] for r in read(tmp_path / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == sorted(set(steps))  # the resumed log continues, never repeats a step
+
+
+def test_save_restore_roundtrip_is_identical(tmp_path):
+    import optax
+
+    from jaxae import models
+
+    model = models.create_model("conv_deep")
+    tx = optax.adam(1e-3)
+    state = train.init_state(model, tx, (28, 28, 1), seed=3)
+    mngr = checkpoint.manager(tmp_path)
+    checkpoint.save(mngr, 7, state, {"note": "x"}, eval_loss=0.5)
+    mngr.wait_until_finished()
+    restored, meta = checkpoint.restore(mngr, 7, jax.eval_shape(lambda: state))
+    _assert_trees_equal(jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, restored))
+    assert meta["note"] == "x" and meta["step"] == 7
+    assert mngr.best_step() == 7
+
+
+def test_rerun_of_a_finished_run_trains_nothing_more(deep_fc_run):
+    config, workdir, summary = deep_fc_run
+    again = train.train_and_evaluate(config, workdir)
+    assert again["steps"] == 6
+    assert again["mse"] == pytest.approx(summary["mse"], rel=1e-6)
+
+
+def test_checkpoint_from_another_model_is_refused(deep_fc_run):
+    _, workdir, _ = deep_fc_run
+    before = (workdir / "config.json").read_text()
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="use a new --workdir"):
+        train.train_and_evaluate(tiny_config("vanilla"), workdir)
+    assert (workdir / "config.json").read_text() == before  # nothing overwritten
+
+
+def test_nan_stops_training_naming_step_and_term(tmp_path):
+    config = tiny_config("vanilla", learning_rate=1e12, optimizer="sgd", num_steps=30)
+    with pytest.raises(train.TrainingDivergedError, match=r"at step \d+"):
+        train.train_and_evaluate(config, tmp_path)

@@ -1,0 +1,31 @@
+"""Train an autoencoder: python train.py --config configs/NAME.py --workdir DIR.
+
+Overrides: --config.FIELD=VALUE (dotted paths, e.g. --config.model.latent_dim=16).
+Rerunning the same command on the same DIR resumes from its latest checkpoint.
+"""
+
+import argparse
+import sys
+
+from jaxae import config as config_lib
+from jaxae import errors
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True, help="a config file, e.g. configs/conv_deep.py")
+    parser.add_argument("--workdir", required=True, help="where checkpoints and metrics go")
+    args, rest = parser.parse_known_args(argv)
+    bad = [a for a in rest if not a.startswith("--config.")]
+    if bad:
+        parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
+    with errors.one_line_errors():
+        config = config_lib.load_file(args.config)
+        config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
+        from jaxae.train import train_and_evaluate  # jax imports after the arguments are checked
+
+        train_and_evaluate(config, args.workdir)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
