@@ -1,7 +1,8 @@
 """Deep conv autoencoder 28×28×1→3×3×64 with BatchNorm and transposed-conv decoder (83,905 params).
 
 Run:    python train.py --config configs/conv_deep.py --workdir runs/conv_deep
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0106, SSIM 0.666 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """Conv autoencoder with a flat code: 28×28×1→14×14×32→7×7×64→64 and mirror.
 
 Run:    python train.py --config configs/conv_flat.py --workdir runs/conv_flat
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0129, SSIM 0.645 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """The Keras-blog conv autoencoder: 4×4×8 code, UpSampling decoder, BCE loss (4,385 params).
 
 Run:    python train.py --config configs/conv_keras.py --workdir runs/conv_keras
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0220, SSIM 0.510 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """Smallest conv autoencoder: Conv 1→16 + MaxPool / ConvTranspose 16→1 (225 params).
 
 Run:    python train.py --config configs/conv_simple.py --workdir runs/conv_simple
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0153, SSIM 0.683 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """Convolutional VAE: Conv 1→16 s2, 16→32 s2, 32→64, 3136 → μ, log σ² (128) and mirror.
 
 Run:    python train.py --config configs/conv_vae.py --workdir runs/conv_vae
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0265, SSIM 0.478, ELBO -271.4 nats (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -3,7 +3,8 @@
 Each hidden block is Linear→ReLU→BatchNorm→Dropout(0.2); gradients clipped to norm 1.0.
 
 Run:    python train.py --config configs/deep_fc.py --workdir runs/deep_fc
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0267, SSIM 0.460 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """Hinton & Salakhutdinov (2006) 784→1000→500→250→30 autoencoder with a linear code.
 
 Run:    python train.py --config configs/hinton.py --workdir runs/hinton
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0347, SSIM 0.396 (README results table).
 """
 
 from jaxae.config import default_config, model_config

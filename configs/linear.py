@@ -1,7 +1,8 @@
 """Linear autoencoder 784→k→784 with no activations: learns the top-k PCA subspace.
 
 Run:    python train.py --config configs/linear.py --workdir runs/linear
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0304, SSIM 0.424 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -1,7 +1,8 @@
 """Fully connected Gaussian-encoder VAE with a Bernoulli decoder; reports the ELBO in nats.
 
 Run:    python train.py --config configs/vae.py --workdir runs/vae
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0229, SSIM 0.513, ELBO -257.4 nats (README results table).
 """
 
 from jaxae.config import default_config, model_config

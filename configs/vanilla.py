@@ -1,7 +1,8 @@
 """Vanilla fully connected autoencoder 784→256→128→64 and mirror (484,944 params).
 
 Run:    python train.py --config configs/vanilla.py --workdir runs/vanilla
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0188, SSIM 0.544 (README results table).
 """
 
 from jaxae.config import default_config, model_config
