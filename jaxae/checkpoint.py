@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -70,8 +71,11 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any = None) -> tuple[Any, dict]:
     """Restores (state, meta) at `step` onto the shardings of `abstract_state`.
 
-    With `abstract_state=None` the state comes back as saved: a plain nested dict of arrays.
+    With `abstract_state=None` the state comes back as saved, a plain nested dict of arrays, on
+    this process's first device — whatever number of devices saved it.
     """
+    if abstract_state is None:
+        abstract_state = _on_one_device(mngr, step)
     restored = mngr.restore(
         step,
         args=ocp.args.Composite(
@@ -79,3 +83,14 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any = None) 
         ),
     )
     return restored["state"], dict(restored["meta"])
+
+
+def _on_one_device(mngr: ocp.CheckpointManager, step: int) -> Any:
+    """The saved state's shapes and dtypes, placed on one local device (the saving mesh may be
+    gone: a checkpoint written on 4 devices restores on 1)."""
+    item = ocp.StandardCheckpointer().metadata(mngr.directory / str(step) / "state")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        item.item_metadata,
+    )

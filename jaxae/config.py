@@ -16,6 +16,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
 LIKELIHOODS = ("bernoulli", "gaussian")
+PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.log_every = 50  # steps between train lines in metrics.jsonl / TensorBoard
     c.progress = True  # progress bar on stderr
+    c.parallel = "jit"  # 'jit': SPMD over a device mesh; 'pmap': the same step under shard_map
+    c.scan_epoch = False  # True: dataset on the device(s) once, lax.scan over steps per dispatch
+    c.steps_per_dispatch = 0  # scan_epoch only: steps per dispatch; 0 = up to a whole epoch
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = "fashion_mnist"
@@ -141,6 +145,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "grad_clip",
         "eval_every",
         "checkpoint_every",
+        "steps_per_dispatch",
         "dataset.max_train_examples",
         "dataset.max_test_examples",
         "vae.beta",
@@ -150,6 +155,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if config.num_steps == 0 and config.num_epochs == 0:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
+    _choice(config.parallel, "parallel", PARALLEL_MODES)
     _choice(config.schedule, "schedule", SCHEDULES)
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)

@@ -18,11 +18,11 @@ import ml_collections
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxae import checkpoint, data, losses, models, objectives, optim
+from jaxae import checkpoint, data, distributed, losses, models, objectives, optim, parallel
 from jaxae import config as config_lib
 from jaxae.metrics import MetricWriter, truncate_after
 
@@ -59,25 +59,32 @@ def init_state(
 
 
 def make_train_step(
-    objective: objectives.Objective, tx: optax.GradientTransformation, schedule: optax.Schedule
+    objective: objectives.Objective,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    axis_name: str | None = None,
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
     """The pure step `train_step(state, batch, rng) -> (state, metrics)`.
 
     batch: [B, H, W, C] uint8. rng is the run's base key; the step uses fold_in(rng, step), so a
-    resumed run draws exactly the keys an uninterrupted one would.
+    resumed run draws exactly the keys an uninterrupted one would. With `axis_name` the step runs
+    per device (shard_map/pmap, batch [B/n]) and averages gradients, metrics and BatchNorm
+    statistics over that axis (parallel.sync); without it, jit's SPMD sharding does the same.
     """
 
     def train_step(state: TrainState, batch: jax.Array, rng: jax.Array):
-        step_rng = jax.random.fold_in(rng, state.step)
+        step_rng = parallel.device_rng(jax.random.fold_in(rng, state.step), axis_name)
         x = data.to_float(batch)
         grad_fn = jax.value_and_grad(objective, has_aux=True)
         (loss, (terms, batch_stats, _)), grads = grad_fn(
             state.params, state.batch_stats, x, step_rng, train=True
         )
+        grads, batch_stats = parallel.sync((grads, batch_stats), axis_name)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {name: jnp.mean(value) for name, value in terms.items()}
         metrics["loss"] = loss
+        metrics = parallel.sync(metrics, axis_name)
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["update_norm"] = optax.tree.norm(updates)
         metrics["learning_rate"] = schedule(state.step)
@@ -109,31 +116,41 @@ def make_eval_step(
     return eval_step
 
 
-def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The example order of `epoch`: a pure function of (seed, epoch), so resume is exact."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def data_key(seed: int) -> jax.Array:
+    """The key of the data order; epoch e uses parallel.epoch_permutation(data_key, e, N)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 3)
+
+
+_host_permutation = jax.jit(parallel.epoch_permutation, static_argnums=2)
 
 
 def host_batches(
     images: np.ndarray, batch_size: int, seed: int, start_step: int
 ) -> Iterator[np.ndarray]:
-    """Batches [B, H, W, C] for steps start_step, start_step + 1, ... (drop the remainder)."""
+    """Batches [B, H, W, C] for steps start_step, start_step + 1, ... (drop the remainder).
+
+    The same batches, in the same order, as the on-device epoch (`parallel.make_scan_dispatch`).
+    """
     steps_per_epoch = len(images) // batch_size
     step = start_step
     perm, perm_epoch = None, -1
     while True:
         epoch, i = divmod(step, steps_per_epoch)
         if epoch != perm_epoch:
-            perm, perm_epoch = epoch_permutation(seed, epoch, len(images)), epoch
+            perm = np.asarray(_host_permutation(data_key(seed), epoch, len(images)))
+            perm_epoch = epoch
         yield images[np.sort(perm[i * batch_size : (i + 1) * batch_size])]
         step += 1
 
 
 def prefetch(iterator: Iterator[np.ndarray], sharding, size: int = 2) -> Iterator[jax.Array]:
-    """Keeps `size` batches in flight to the device(s) while the current step runs."""
+    """Keeps `size` batches in flight to the device(s) while the current step runs.
+
+    Each process transfers only its own slice of every batch (distributed.to_global).
+    """
     queue = []
     for batch in iterator:
-        queue.append(jax.device_put(batch, sharding))
+        queue.append(distributed.to_global(batch, sharding))
         if len(queue) > size:
             yield queue.pop(0)
 
@@ -156,8 +173,8 @@ def evaluate(
             batch = np.concatenate([batch, pad])
         sums = eval_step(
             state,
-            jax.device_put(batch, sharding),
-            jax.device_put(mask, sharding),
+            distributed.to_global(batch, sharding),
+            distributed.to_global(mask, sharding),
             jax.random.fold_in(rng, start),
         )
         for name, value in jax.device_get(sums).items():
@@ -212,7 +229,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         raise config_lib.ConfigError(f"--workdir {workdir} is a file; give a directory path")
 
     model_fields = dict(config.model)
-    model = models.create_model(model_fields.pop("name"), **model_fields)
+    model_name = model_fields.pop("name")
+    has_bn_axis = "bn_axis_name" in models.model_fields(models.MODELS[model_name])
+    if config.parallel == "pmap" and has_bn_axis:
+        model_fields["bn_axis_name"] = parallel.AXIS  # BatchNorm statistics over all devices
+    model = models.create_model(model_name, **model_fields)
     image_shape = tuple(model_fields.get("image_shape", (28, 28, 1)))
     ds = data.load_dataset(
         config.dataset.name,
@@ -233,14 +254,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     eval_every = config.eval_every or steps_per_epoch
     checkpoint_every = config.checkpoint_every or eval_every
 
-    mesh = Mesh(np.array(jax.devices()), ("data",))
+    mesh = parallel.make_mesh()
     if config.batch_size % mesh.size:
         raise config_lib.ConfigError(
             f"batch_size {config.batch_size} does not split over {mesh.size} devices; "
             f"use a multiple of {mesh.size}"
         )
     replicated = NamedSharding(mesh, P())
-    batch_sharding = NamedSharding(mesh, P("data"))
+    batch_sharding = NamedSharding(mesh, P(parallel.AXIS))
 
     tx, schedule = optim.make_optimizer(config, total_steps)
     objective = objectives.make_objective(config, model)
@@ -262,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         state = jax.jit(init, out_shardings=replicated)()
         start_step = 0
 
-    is_chief = jax.process_index() == 0
+    is_chief = distributed.is_chief()
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
@@ -270,15 +291,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     writer = MetricWriter(workdir, enabled=is_chief)
 
     base_rng = jax.random.PRNGKey(config.seed)
-    train_rng = jax.random.fold_in(base_rng, 1)
+    train_rng = distributed.to_global(jax.random.fold_in(base_rng, 1), replicated)
     eval_rng = jax.random.fold_in(base_rng, 2)
-    train_step = jax.jit(
-        make_train_step(objective, tx, schedule),
-        in_shardings=(replicated, batch_sharding, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
+    if config.parallel == "pmap":
+        step_fn = make_train_step(objective, tx, schedule, axis_name=parallel.AXIS)
+        step_fn = parallel.shard_step(step_fn, mesh)
+    else:
+        step_fn = make_train_step(objective, tx, schedule)
+    train_step = parallel.compile_step(step_fn, mesh)
     eval_step = jax.jit(make_eval_step(objective, image_shape))
+    on_device = config.scan_epoch and parallel.fits_on_device(ds.train_images.nbytes)
+    if on_device:  # the training set goes to the device(s) once; batches are gathered there
+        dispatch = parallel.make_scan_dispatch(
+            step_fn, mesh, data_key(config.seed), config.batch_size, steps_per_epoch
+        )
+        device_images = distributed.to_global(ds.train_images, replicated)
+    if is_chief:
+        print(
+            f"Training on {mesh.size} device(s) in {jax.process_count()} process(es), "
+            f"{config.parallel}: global batch {config.batch_size}, per-device batch "
+            f"{config.batch_size // mesh.size}; data "
+            + ("on device, lax.scan epochs" if on_device else "from the host with prefetch"),
+            flush=True,
+        )
 
     def run_eval(step: int) -> dict[str, float]:
         result = evaluate(
@@ -290,16 +325,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     def save(step: int, eval_loss: float | None) -> None:
         checkpoint.save(mngr, step, state, meta, eval_loss=eval_loss)
 
-    batches = prefetch(
-        host_batches(ds.train_images, config.batch_size, config.seed, start_step), batch_sharding
-    )
+    if not on_device:
+        batches = prefetch(
+            host_batches(ds.train_images, config.batch_size, config.seed, start_step),
+            batch_sharding,
+        )
+
+    def dispatch_end(step: int) -> int:
+        """The last step of the dispatch after `step`: one step, or a scan that stops at the
+        next epoch end, evaluation, checkpoint or `steps_per_dispatch`, whichever comes first."""
+        if not on_device:
+            return step + 1
+        end = step + (config.steps_per_dispatch or steps_per_epoch)
+        for every in (steps_per_epoch, eval_every, checkpoint_every):
+            end = min(end, (step // every + 1) * every)
+        return min(end, total_steps)
+
     bar = tqdm(
         total=total_steps,
         initial=start_step,
         disable=None if config.progress and is_chief else True,
         dynamic_ncols=True,
     )
-    pending: tuple[int, Metrics] | None = None  # metrics of the last step, fetched one step late
+    # metrics of the last dispatch (steps first..last), fetched one dispatch late
+    pending: tuple[int, int, Metrics] | None = None
     window: list[dict[str, float]] = []
     train_time, train_images, timer = 0.0, 0, None
     last_eval: dict[str, float] | None = None
@@ -310,37 +359,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         nonlocal pending, window
         if pending is None:
             return
-        step, device_metrics = pending
+        first, last, device_metrics = pending
         pending = None
-        values = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-        bad = _first_bad(values)
-        if bad is not None:
-            raise TrainingDivergedError(
-                f"{bad} became {values[bad]} at step {step} (loss={values['loss']}); last good "
-                f"checkpoint: step {last_saved} in {workdir / 'checkpoints'}; lower "
-                f"--config.learning_rate or set --config.grad_clip"
-            )
-        window.append(values)
+        # one value per step: scalars from a single step, [n] from a scan of n steps
+        arrays = {k: np.atleast_1d(v) for k, v in jax.device_get(device_metrics).items()}
+        for row, step in enumerate(range(first, last + 1)):
+            values = {k: float(a[row]) for k, a in arrays.items()}
+            bad = _first_bad(values)
+            if bad is not None:
+                raise TrainingDivergedError(
+                    f"{bad} became {values[bad]} at step {step} (loss={values['loss']}); last "
+                    f"good checkpoint: step {last_saved} in {workdir / 'checkpoints'}; lower "
+                    f"--config.learning_rate or set --config.grad_clip"
+                )
+            window.append(values)
+            if step % config.log_every == 0 or step == total_steps:
+                mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                if train_time > 0:
+                    mean["images_per_second"] = train_images / train_time
+                writer.write(step, "train", mean)
+                window = []
         bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
-        if step % config.log_every == 0 or step == total_steps:
-            mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            if train_time > 0:
-                mean["images_per_second"] = train_images / train_time
-            writer.write(step, "train", mean)
-            window = []
 
     try:
-        for step in range(start_step + 1, total_steps + 1):
-            state, device_metrics = train_step(state, next(batches), train_rng)
-            drain()  # the previous step's metrics, while this one runs
-            pending = (step, device_metrics)
+        step = start_step
+        while step < total_steps:
+            first, step = step + 1, dispatch_end(step)
+            if on_device:
+                state, device_metrics = dispatch(state, device_images, train_rng, step - first + 1)
+            else:
+                state, device_metrics = train_step(state, next(batches), train_rng)
+            drain()  # the previous dispatch's metrics, while this one runs
+            pending = (first, step, device_metrics)
             now = time.perf_counter()
             if timer is not None:
                 train_time += now - timer
-                train_images += config.batch_size
+                train_images += config.batch_size * (step - first + 1)
                 bar.set_postfix(img_s=f"{train_images / train_time:.0f}", refresh=False)
             timer = now
-            bar.update(1)
+            bar.update(step - first + 1)
             is_eval = step % eval_every == 0 or step == total_steps
             is_ckpt = step % checkpoint_every == 0 or step == total_steps
             if is_eval or is_ckpt:

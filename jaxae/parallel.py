@@ -1,0 +1,124 @@
+"""Data parallelism: the one pure train step under jit + NamedSharding (SPMD) or shard_map + pmean.
+
+Both modes split the batch over a 1-axis mesh `data` and replicate the train state; both give
+the single-device result to float tolerance. The lax.scan epoch over a device-resident dataset
+lives here too, since it only changes how batches reach the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = "data"  # the mesh axis the batch is split over
+MODES = ("jit", "pmap")
+
+Step = Callable[[Any, jax.Array, jax.Array], tuple[Any, dict[str, jax.Array]]]
+
+
+def make_mesh(devices: list | None = None) -> Mesh:
+    """A 1-axis mesh `data` over `devices` (default: every device of every process)."""
+    return Mesh(np.array(jax.devices() if devices is None else devices), (AXIS,))
+
+
+def sync(tree: Any, axis_name: str | None) -> Any:
+    """Mean of every leaf over `axis_name` (a no-op when None): grads, metrics, BN statistics."""
+    if axis_name is None:
+        return tree
+    return jax.tree.map(lambda a: lax.pmean(a, axis_name), tree)
+
+
+def device_rng(rng: jax.Array, axis_name: str | None) -> jax.Array:
+    """Under shard_map each device draws its own dropout/noise: fold in the device's index."""
+    if axis_name is None:
+        return rng
+    return jax.random.fold_in(rng, lax.axis_index(axis_name))
+
+
+def shard_step(step: Step, mesh: Mesh) -> Step:
+    """`step` (written with axis_name=AXIS) per device under shard_map: batch [B/n] per device.
+
+    The step itself calls `sync` on gradients, metrics and BatchNorm statistics, so the state
+    that comes out is replicated, as the out_specs say.
+    """
+    return jax.shard_map(
+        step,
+        mesh=mesh,
+        in_specs=(P(), P(AXIS), P()),
+        out_specs=(P(), P()),
+        check_vma=False,
+    )
+
+
+def compile_step(step: Step, mesh: Mesh) -> Step:
+    """jit with the batch split over the mesh, state and metrics replicated, state donated."""
+    replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+    return jax.jit(
+        step,
+        in_shardings=(replicated, batch, replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+
+
+def epoch_permutation(key: jax.Array, epoch: jax.Array | int, n: int) -> jax.Array:
+    """The example order [n] of `epoch`: a pure function of (key, epoch), so resume is exact.
+
+    The host iterator and the on-device epoch both call this, so both see the same batches.
+    """
+    return jax.random.permutation(jax.random.fold_in(key, epoch), n)
+
+
+def batch_indices(perm: jax.Array, i: jax.Array | int, batch_size: int) -> jax.Array:
+    """Indices [batch_size] of batch `i` of an epoch, sorted (contiguous reads on the host)."""
+    return jnp.sort(lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size))
+
+
+def make_scan_dispatch(
+    step: Step, mesh: Mesh, data_key: jax.Array, batch_size: int, steps_per_epoch: int
+) -> Callable[[Any, jax.Array, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
+    """`dispatch(state, images, rng, length) -> (state, metrics [length])`: `length` steps in one
+    call, by lax.scan over batches gathered from `images` [N, H, W, C] (uint8, on the device).
+
+    The batches must lie in one epoch (the caller cuts dispatches at epoch ends): the epoch's
+    permutation is drawn once per dispatch, from `data_key` and the epoch number, on the device.
+    """
+    batch_sharding = NamedSharding(mesh, P(AXIS))
+    replicated = NamedSharding(mesh, P())
+
+    def dispatch(state, images, rng, length: int):
+        n = images.shape[0]
+        perm = epoch_permutation(data_key, state.step // steps_per_epoch, n)
+
+        def body(state, _):
+            idx = batch_indices(perm, state.step % steps_per_epoch, batch_size)
+            batch = lax.with_sharding_constraint(images[idx], batch_sharding)
+            return step(state, batch, rng)
+
+        return lax.scan(body, state, None, length=length)
+
+    return jax.jit(
+        dispatch,
+        in_shardings=(replicated, replicated, replicated),
+        out_shardings=(replicated, replicated),
+        static_argnums=3,
+        donate_argnums=0,
+    )
+
+
+def fits_on_device(nbytes: int, fraction: float = 0.25) -> bool:
+    """True when `nbytes` (one replica of the training set) is under `fraction` of the memory
+    of the smallest local device. CPU devices report no limit: host memory holds the data anyway."""
+    limits = []
+    for device in jax.local_devices():
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and stats.get("bytes_limit"):
+            limits.append(stats["bytes_limit"])
+    return not limits or nbytes <= fraction * min(limits)
