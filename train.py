@@ -15,6 +15,15 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, help="a config file, e.g. configs/conv_deep.py")
     parser.add_argument("--workdir", required=True, help="where checkpoints and metrics go")
+    group = parser.add_argument_group("multi-host (see README: several processes)")
+    group.add_argument(
+        "--coordinator_address", help="HOST:PORT of process 0; joins a multi-host run"
+    )
+    group.add_argument("--num_processes", type=int, help="number of processes in the run")
+    group.add_argument("--process_id", type=int, help="this process's index, 0..num_processes-1")
+    group.add_argument(
+        "--distributed", action="store_true", help="let JAX detect the cluster (SLURM, MPI, ...)"
+    )
     args, rest = parser.parse_known_args(argv)
     bad = [a for a in rest if not a.startswith("--config.")]
     if bad:
@@ -22,7 +31,12 @@ def main(argv: list[str]) -> None:
     with errors.one_line_errors():
         config = config_lib.load_file(args.config)
         config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
-        from jaxae.train import train_and_evaluate  # jax imports after the arguments are checked
+        from jaxae import distributed  # jax imports after the arguments are checked
+
+        distributed.initialize(
+            args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed
+        )
+        from jaxae.train import train_and_evaluate
 
         train_and_evaluate(config, args.workdir)
 

@@ -35,3 +35,11 @@ def tiny_config(name: str, **overrides):
             target = target[part]
         target[leaf] = value
     return config
+
+
+@pytest.fixture(scope="session")
+def four_device_runs(tmp_path_factory):
+    """(process, root): one subprocess training on 4 simulated CPU devices (test_parallel.py)."""
+    from test_parallel import start_four_device_runs
+
+    return start_four_device_runs(tmp_path_factory.mktemp("four_devices"))

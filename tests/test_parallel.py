@@ -93,12 +93,10 @@ FOUR_DEVICE_SCRIPT = """
 """
 
 
-@pytest.fixture(scope="session")
-def four_device_runs(tmp_path_factory):
-    """Workdirs trained on 4 simulated CPU devices in one process: jit4, pmap4, half4 (3 steps)."""
-    root = tmp_path_factory.mktemp("four_devices")
-    proc = run_python(FOUR_DEVICE_SCRIPT.replace("sys.argv[1]", repr(str(root))), devices=4)
-    yield proc, root
+def start_four_device_runs(root):
+    """Starts training jit4, pmap4 and half4 (3 steps) under `root` on 4 simulated CPU devices in
+    one subprocess; the `four_device_runs` fixture (conftest.py) shares it between test files."""
+    return run_python(FOUR_DEVICE_SCRIPT.replace("sys.argv[1]", repr(str(root))), devices=4), root
 
 
 def _four(four_device_runs):
