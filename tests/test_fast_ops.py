@@ -1,0 +1,60 @@
+"""The fast ops in models.py equal the plain Flax ops they replace, in values and gradients."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxae import models
+
+# (h, w, C_in, features, kernel, stride, padding): every UpConv the model zoo builds, plus odd ones
+CASES = [
+    (7, 7, 64, 32, 3, 2, "SAME"),  # conv_deep 7→14
+    (3, 3, 64, 64, 3, 2, "VALID"),  # conv_deep 3→7
+    (14, 14, 16, 1, 2, 2, "SAME"),  # conv_simple 14→28, C=1 output
+    (7, 7, 64, 32, 3, 1, "SAME"),  # conv_vae stride 1
+    (5, 6, 3, 2, 4, 2, "SAME"),
+    (6, 5, 2, 2, 1, 2, "SAME"),  # kernel smaller than stride: some phases get no tap
+]
+
+
+@pytest.mark.parametrize("h, w, c, f, k, s, padding", CASES)
+def test_upconv_equals_flax_conv_transpose(h, w, c, f, k, s, padding):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
+    up = models.UpConv(f, (k, k), (s, s), padding)
+    variables = up.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, variables["params"]) == {"kernel": (k, k, c, f), "bias": (f,)}
+    variables = {"params": {**variables["params"], "bias": jnp.arange(f, dtype=jnp.float32)}}
+    plain = nn.ConvTranspose(f, (k, k), (s, s), padding)
+
+    def loss(module, params, x):
+        y = module.apply({"params": params}, x)
+        return jnp.sum(jnp.sin(y)), y
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(1, 2), has_aux=True), static_argnums=0)
+    (_, y_fast), g_fast = grad(up, variables["params"], x)
+    (_, y_ref), g_ref = grad(plain, variables["params"], x)
+    assert y_fast.shape == y_ref.shape
+    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
+@pytest.mark.parametrize("ceil", [False, True])
+def test_max_pool_equals_flax_max_pool(shape, ceil):
+    # continuous random values: no ties, so even the gradients must agree exactly
+    x = jax.random.normal(jax.random.PRNGKey(2), shape)
+    padding = "SAME" if ceil else "VALID"
+
+    def fast(x):
+        return models.max_pool_2x2(x, ceil=ceil)
+
+    def plain(x):
+        return nn.max_pool(x, (2, 2), strides=(2, 2), padding=padding)
+
+    np.testing.assert_array_equal(jax.jit(fast)(x), jax.jit(plain)(x))
+    g_fast = jax.jit(jax.grad(lambda x: jnp.sum(jnp.cos(fast(x)))))(x)
+    g_plain = jax.jit(jax.grad(lambda x: jnp.sum(jnp.cos(plain(x)))))(x)
+    np.testing.assert_allclose(g_fast, g_plain, rtol=1e-6, atol=1e-7)
