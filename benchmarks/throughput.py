@@ -1,0 +1,286 @@
+"""Training images/second of jaxae vs a PyTorch reference of the same models, side by side.
+
+    pip install -e '.[bench]'    # the pinned CPU PyTorch
+    python benchmarks/throughput.py [--models conv_deep,vanilla] [--reps 7] [--steps 20]
+
+Same architecture, Adam, batch 128 and CPU threads for both, data already in memory; warm-up
+excluded; jaxae and torch
+repetitions interleaved and the median taken (the machine may be shared). One row per model:
+both rates, their ratio, and jaxae's share of this machine's measured f32 matmul FLOP rate
+(model FLOPs per step from XLA's cost analysis of the compiled step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = ("vanilla", "deep_fc", "conv_simple", "conv_deep", "conv_vae")
+# `contractive` joins the table once configs/contractive.py exists (the contractive objective).
+
+
+def matmul_flops_per_second(n: int = 1024, reps: int = 10) -> float:
+    """Median f32 matmul rate of XLA on this machine, [n, n] @ [n, n]."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+# ----------------------------------------------------------------------------------------------
+# jaxae: the library's own step, run the way train.py runs it
+
+
+class JaxRunner:
+    """`steps` train steps of configs/NAME.py per call: the library's step, jitted over the device
+    mesh with the state donated, exactly as train.py runs it, on batches already on the device.
+
+    (train.py's `scan_epoch` is not used: on XLA:CPU a lax.scan of the conv steps measured 4.6×
+    slower per step than separate dispatches; see benchmarks/README.md.)
+    """
+
+    def __init__(self, name: str, batch: int, steps: int):
+        import jax
+        import numpy as np
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        from jaxae import models, objectives, optim, parallel, train
+
+        config = importlib.import_module(f"configs.{name}").get_config()
+        config.batch_size = batch
+        fields = dict(config.model)
+        model = models.create_model(fields.pop("name"), **fields)
+        image_shape = tuple(fields.get("image_shape", (28, 28, 1)))
+        tx, schedule = optim.make_optimizer(config, 10_000)
+        objective = objectives.make_objective(config, model)
+        step = train.make_train_step(objective, tx, schedule)
+        mesh = parallel.make_mesh()
+        images = np.random.default_rng(0).integers(0, 256, (steps, batch, *image_shape), np.uint8)
+        sharding = NamedSharding(mesh, P(parallel.AXIS))
+        self.batches = [jax.device_put(b, sharding) for b in images]
+        replicated = NamedSharding(mesh, P())
+        self.state = jax.device_put(train.init_state(model, tx, image_shape, 0), replicated)
+        self.params = models.count_params(self.state.params)
+        self.rng = jax.device_put(jax.random.PRNGKey(0), replicated)
+        self.step = parallel.compile_step(step, mesh)
+        cost = self.step.lower(self.state, self.batches[0], self.rng).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        self.flops_per_step = float(cost.get("flops", 0.0))
+
+    def run(self) -> float:
+        """Seconds for `steps` steps."""
+        import jax
+
+        t = time.perf_counter()
+        for batch in self.batches:
+            self.state, metrics = self.step(self.state, batch, self.rng)
+        jax.block_until_ready((self.state, metrics))
+        return time.perf_counter() - t
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch references of the same architectures (NCHW), Adam, same losses
+
+
+def torch_model(name: str):
+    """(module, loss_fn(module, x) -> scalar, grad_clip) for configs/NAME.py's architecture."""
+    import torch
+    from torch import nn
+
+    def mse(logits, x):
+        return torch.mean((torch.sigmoid(logits) - x) ** 2)
+
+    if name == "vanilla":
+        sizes = [784, 256, 128, 64, 128, 256, 784]
+        layers = []
+        for i in range(len(sizes) - 1):
+            layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        net = nn.Sequential(nn.Flatten(), *layers, nn.Unflatten(1, (1, 28, 28)))
+        return net, lambda m, x: mse(m(x), x), 0.0
+    if name == "deep_fc":
+
+        def block(i, o):
+            return [nn.Linear(i, o), nn.ReLU(), nn.BatchNorm1d(o), nn.Dropout(0.2)]
+
+        net = nn.Sequential(
+            nn.Flatten(),
+            *block(784, 512),
+            *block(512, 256),
+            *block(256, 128),
+            nn.Linear(128, 32),
+            nn.ReLU(),
+            *block(32, 128),
+            *block(128, 256),
+            *block(256, 512),
+            nn.Linear(512, 784),
+            nn.Unflatten(1, (1, 28, 28)),
+        )
+        return net, lambda m, x: mse(m(x), x), 1.0
+    if name == "conv_simple":
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.ConvTranspose2d(16, 1, 2, stride=2),
+        )
+        return net, lambda m, x: mse(m(x), x), 0.0
+    if name == "conv_deep":
+
+        def down(i, o):
+            return [nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(o), nn.MaxPool2d(2)]
+
+        def up(i, o, pad, out_pad):
+            return [
+                nn.ConvTranspose2d(i, o, 3, 2, padding=pad, output_padding=out_pad),
+                nn.ReLU(),
+                nn.BatchNorm2d(o),
+            ]
+
+        net = nn.Sequential(
+            *down(1, 16),
+            *down(16, 32),
+            *down(32, 64),
+            *up(64, 64, 0, 0),  # 3 → 7
+            *up(64, 32, 1, 1),  # 7 → 14
+            *up(32, 16, 1, 1),  # 14 → 28
+            nn.Conv2d(16, 1, 3, padding=1),
+        )
+        return net, lambda m, x: mse(m(x), x), 0.0
+    if name == "conv_vae":
+
+        class ConvVAE(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = nn.Sequential(
+                    nn.Conv2d(1, 16, 3, 2, padding=1),
+                    nn.ReLU(),
+                    nn.Conv2d(16, 32, 3, 2, padding=1),
+                    nn.ReLU(),
+                    nn.Conv2d(32, 64, 3, 1, padding=1),
+                    nn.ReLU(),
+                    nn.Flatten(),
+                )
+                self.mu, self.logvar = nn.Linear(3136, 128), nn.Linear(3136, 128)
+                self.dec = nn.Sequential(
+                    nn.Linear(128, 3136),
+                    nn.ReLU(),
+                    nn.Unflatten(1, (64, 7, 7)),
+                    nn.ConvTranspose2d(64, 32, 3, 1, padding=1),
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(32, 16, 3, 2, padding=1, output_padding=1),
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(16, 1, 3, 2, padding=1, output_padding=1),
+                )
+
+            def forward(self, x):
+                h = self.enc(x)
+                mu, logvar = self.mu(h), self.logvar(h)
+                z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+                return self.dec(z), mu, logvar
+
+        def elbo_loss(m, x):
+            logits, mu, logvar = m(x)
+            bce = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            kl = 0.5 * torch.sum(torch.exp(logvar) + mu**2 - 1.0 - logvar)
+            return (bce + kl) / x.shape[0]
+
+        return ConvVAE(), elbo_loss, 0.0
+    raise ValueError(f"no PyTorch reference for {name!r}; choose from {', '.join(MODELS)}")
+
+
+class TorchRunner:
+    """`steps` Adam steps of the PyTorch reference per call, on batches already in memory."""
+
+    def __init__(self, name: str, batch: int, steps: int):
+        import torch
+
+        torch.manual_seed(0)
+        self.model, self.loss_fn, self.clip = torch_model(name)
+        self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.batches = torch.rand(steps, batch, 1, 28, 28)
+        self.model.train()
+
+    def run(self) -> float:
+        import torch
+
+        t = time.perf_counter()
+        for x in self.batches:
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model, x)
+            loss.backward()
+            if self.clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+            self.opt.step()
+        return time.perf_counter() - t
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed repetition")
+    parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each side")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        sys.exit("error: PyTorch is not installed; pip install -e '.[bench]' (a CPU wheel)")
+    torch.set_num_threads(args.threads)
+    import jax
+
+    flop_rate = matmul_flops_per_second()
+    print(
+        f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
+        f"CPUs; batch {args.batch}, {args.steps} steps x {args.reps} reps; XLA f32 matmul "
+        f"{flop_rate / 1e9:.1f} GFLOP/s",
+        flush=True,
+    )
+    print(
+        f"{'model':<12} {'params':>9} {'jaxae img/s':>12} {'torch img/s':>12} {'ratio':>7} "
+        f"{'GFLOP/step':>11} {'% matmul':>9}"
+    )
+    for name in args.models.split(","):
+        jx, pt = JaxRunner(name, args.batch, args.steps), TorchRunner(name, args.batch, args.steps)
+        if jx.params != pt.params:
+            sys.exit(f"error: {name}: jaxae has {jx.params} parameters, torch {pt.params}")
+        for _ in range(2):  # warm-up: compilation (and the recompile for the sharded state), caches
+            jx.run(), pt.run()
+        jax_times, torch_times = [], []
+        for _ in range(args.reps):  # interleaved, so load from other processes hits both alike
+            jax_times.append(jx.run())
+            torch_times.append(pt.run())
+        images = args.batch * args.steps
+        jax_rate = images / statistics.median(jax_times)
+        torch_rate = images / statistics.median(torch_times)
+        share = jx.flops_per_step * jax_rate / args.batch / flop_rate
+        print(
+            f"{name:<12} {jx.params:>9,} {jax_rate:>12.0f} {torch_rate:>12.0f} "
+            f"{jax_rate / torch_rate:>6.2f}x {jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}%",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
