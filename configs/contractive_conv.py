@@ -1,0 +1,19 @@
+"""Contractive conv autoencoder: conv_flat (64-d code) with λ‖J_f(x)‖²_F by Hutchinson probes.
+
+Run:    python train.py --config configs/contractive_conv.py --workdir runs/contractive_conv
+More probes (lower variance): --config.contractive.num_probes=4.
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("conv_flat")
+    config.loss = "mse"
+    config.contractive.weight = 1e-3
+    config.contractive.method = "hutchinson"
+    config.contractive.num_probes = 1
+    config.num_epochs = 5
+    return config

@@ -1,0 +1,19 @@
+"""Denoising conv autoencoder (Keras blog): Gaussian noise σ=0.5 in, BCE to the clean image.
+
+Run:    python train.py --config configs/denoising.py --workdir runs/denoising
+Sweep:  for s in 0.1 0.3 0.5; do python train.py --config configs/denoising.py \
+            --workdir runs/denoising_s$s --config.denoise.sigma=$s; done
+Expect: see the results table in README.md for the test metrics after this budget.
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("conv_keras")
+    config.loss = "bce"
+    config.denoise.kind = "gaussian"
+    config.denoise.sigma = 0.5
+    config.num_epochs = 5
+    return config
