@@ -266,11 +266,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
-        truncate_after(workdir / "metrics.jsonl", start_step)
+    # Greedy layer-wise pretraining; saved as step 0, so it reruns only without a checkpoint.
+    pretraining = mngr.latest_step() is None and config.pretrain.steps_per_layer > 0
+    if is_chief:
+        truncate_after(workdir / "metrics.jsonl", -1 if pretraining else start_step)
     writer = MetricWriter(workdir, enabled=is_chief)
-    if start_step == 0 and mngr.latest_step() is None and config.pretrain.steps_per_layer:
-        # Greedy layer-wise pretraining; saved as step 0, so it reruns only without a checkpoint.
-        truncate_after(workdir / "metrics.jsonl", -1)
+    if pretraining:
         state = pretrain.pretrain_state(config, model, state, tx, ds.train_images, writer)
         checkpoint.save(mngr, 0, state, meta)
 
