@@ -3,7 +3,7 @@
 The penalty uses Rifai's closed form; --config.contractive.method=exact (autodiff Jacobian) or
 =hutchinson gives the same quantity (exactly, or as an unbiased estimate).
 Run:    python train.py --config configs/contractive.py --workdir runs/contractive
-Sweep:  for l in 0 1e-4 1e-3 1e-2; do python train.py --config configs/contractive.py \
+Sweep:  for l in 1e-4 1e-3 1e-2; do python train.py --config configs/contractive.py \
             --workdir runs/cae_$l --config.contractive.weight=$l; done
 Expect: see the results table in README.md; `contractive` in metrics.jsonl falls as λ grows.
 """
