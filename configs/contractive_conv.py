@@ -2,7 +2,8 @@
 
 Run:    python train.py --config configs/contractive_conv.py --workdir runs/contractive_conv
 More probes (lower variance): --config.contractive.num_probes=4.
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0166, SSIM 0.567, ‖J‖²_F 1.52 per image.
 """
 
 from jaxae.config import default_config, model_config

@@ -2,7 +2,8 @@
 
 Run:    python train.py --config configs/denoising_fc.py --workdir runs/denoising_fc
 Other corruptions: --config.denoise.kind=salt_pepper, --config.denoise.kind=gaussian.
-Expect: see the results table in README.md for the test metrics after this budget.
+Expect: after --config.num_epochs=1 on Fashion-MNIST:
+        test MSE 0.0324, SSIM 0.531 (clean test inputs).
 """
 
 from jaxae.config import default_config, model_config
