@@ -124,7 +124,6 @@ def test_examples_are_independent_and_errors_are_one_line():
 def _train_sigmoid_ae(weight: float, images: jax.Array, steps: int = 150):
     """A 64→16 sigmoid AE trained on `images` with contractive weight λ; returns its ‖J‖² [B]."""
     config = tiny_config("contractive")
-    config.model = config.model.copy_and_resolve_references()
     config.model.latent_dim = 16
     config.model.image_shape = (8, 8, 1)
     config.contractive.weight = weight
