@@ -115,9 +115,19 @@ def pretrain_params(
     return params
 
 
-def pretrain_state(config, model, state, tx: optax.GradientTransformation, images, writer):
-    """`state` with pretrained params and a fresh optimizer state; progress goes to `writer` as
-    split 'pretrain' at step 0 (before the first update of fine-tuning)."""
+def pretrain_state(
+    config: ml_collections.ConfigDict,
+    model: nn.Module,
+    state: Any,
+    tx: optax.GradientTransformation,
+    images: np.ndarray,
+    writer: Any,
+) -> Any:
+    """The TrainState `state` with pretrained params and a fresh optimizer state.
+
+    images: uint8 [N, H, W, C]. Progress goes to `writer` (a MetricWriter) as split 'pretrain'
+    at step 0, before the first update of fine-tuning.
+    """
     params = pretrain_params(
         model, state.params, images, config, log=lambda v: writer.write(0, "pretrain", v)
     )

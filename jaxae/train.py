@@ -262,13 +262,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         state = jax.jit(init, out_shardings=replicated)()
         start_step = 0
 
+    # Greedy layer-wise pretraining; saved as step 0, so it reruns only without a checkpoint.
+    pretraining = mngr.latest_step() is None and config.pretrain.steps_per_layer > 0
     is_chief = jax.process_index() == 0
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
-    # Greedy layer-wise pretraining; saved as step 0, so it reruns only without a checkpoint.
-    pretraining = mngr.latest_step() is None and config.pretrain.steps_per_layer > 0
-    if is_chief:
         truncate_after(workdir / "metrics.jsonl", -1 if pretraining else start_step)
     writer = MetricWriter(workdir, enabled=is_chief)
     if pretraining:
