@@ -1,1 +1,5 @@
 """jaxae: the autoencoder family in JAX/Flax."""
+
+from jaxae.contractive import contractive_penalty
+
+__all__ = ["contractive_penalty"]

@@ -17,6 +17,9 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
 LIKELIHOODS = ("bernoulli", "gaussian")
 PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
+CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
+CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
+BINARIZATIONS = ("none", "static", "dynamic")
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,30 @@ def default_config() -> ml_collections.ConfigDict:
     c.vae.beta = 1.0
     c.vae.likelihood = "bernoulli"
     c.vae.gaussian_sigma = 0.1  # fixed decoder std for the Gaussian likelihood
+    c.vae.kl_warmup_steps = 0  # KL weight rises linearly 0 -> beta over these steps; 0 = off
+    c.vae.binarize = "none"  # Bernoulli data: 'static' (x > 0.5) or 'dynamic' (resampled)
+    c.vae.nll_samples = 100  # importance samples K of the test NLL in summary.json
+    c.vae.nll_examples = 1000  # test images scored for the NLL; 0 = no NLL
+
+    # Regularizers added to the objective (jaxae/objectives.py); every default is off.
+    c.denoise = ml_collections.ConfigDict()
+    c.denoise.kind = "none"  # corrupt the training input: gaussian, masking or salt_pepper
+    c.denoise.sigma = 0.3  # gaussian noise std
+    c.denoise.p = 0.25  # fraction of pixels masked (masking) or set to 0/1 (salt_pepper)
+
+    c.sparse = ml_collections.ConfigDict()
+    c.sparse.l1 = 0.0  # lambda of the L1 penalty on the code; 0 = off
+    c.sparse.kl_beta = 0.0  # beta of the KL(rho || rho_hat) penalty on a sigmoid code; 0 = off
+    c.sparse.rho = 0.05  # target mean activation of each code unit
+
+    c.contractive = ml_collections.ConfigDict()
+    c.contractive.weight = 0.0  # lambda of ||J_f(x)||_F^2; 0 = off
+    c.contractive.method = "exact"  # exact, hutchinson or closed_form (one sigmoid layer)
+    c.contractive.num_probes = 1  # Gaussian probes of the hutchinson estimate
+
+    c.pretrain = ml_collections.ConfigDict()
+    c.pretrain.steps_per_layer = 0  # greedy layer-wise pretraining (hinton model); 0 = off
+    c.pretrain.learning_rate = 1e-3
 
     # Model fields depend on the model; configs fill them from the model's own defaults.
     c.model = ml_collections.ConfigDict({"name": "vanilla"})
@@ -152,6 +179,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         allow_zero=True,
     )
     _positive(config, "vae.gaussian_sigma")
+    _validate_regularizers(config)
     if config.num_steps == 0 and config.num_epochs == 0:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
@@ -167,6 +195,57 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     return config
+
+
+def _validate_regularizers(config: ml_collections.ConfigDict) -> None:
+    """The denoise, sparse, contractive, pretrain and new vae fields, with the model they need."""
+    from jaxae import models
+
+    _positive(
+        config,
+        "denoise.sigma",
+        "denoise.p",
+        "sparse.l1",
+        "sparse.kl_beta",
+        "contractive.weight",
+        "pretrain.steps_per_layer",
+        "vae.kl_warmup_steps",
+        "vae.nll_examples",
+        allow_zero=True,
+    )
+    _positive(config, "contractive.num_probes", "pretrain.learning_rate", "vae.nll_samples")
+    _choice(config.denoise.kind, "denoise.kind", CORRUPTIONS)
+    _choice(config.contractive.method, "contractive.method", CONTRACTIVE_METHODS)
+    _choice(config.vae.binarize, "vae.binarize", BINARIZATIONS)
+    if config.denoise.p > 1:
+        raise ConfigError(f"config field 'denoise.p' must be in [0, 1], got {config.denoise.p}")
+    if not 0 < config.sparse.rho < 1:
+        raise ConfigError(f"config field 'sparse.rho' must be in (0, 1), got {config.sparse.rho}")
+    name = config.model.get("name")
+    sigmoid_code = name == "vanilla" and config.model.get("code_activation") == "sigmoid"
+    is_vae = name in models.MODELS and models.is_vae(models.MODELS[name])
+    if is_vae and (config.sparse.l1 or config.sparse.kl_beta):
+        raise ConfigError(
+            "sparse penalties act on a deterministic code, not a VAE's; set --config.sparse.l1=0 "
+            "and --config.sparse.kl_beta=0 or pick a non-VAE model"
+        )
+    if config.sparse.kl_beta and not sigmoid_code:
+        raise ConfigError(
+            "sparse.kl_beta needs a code in (0, 1): use --config.model.name=vanilla with "
+            "--config.model.code_activation=sigmoid"
+        )
+    single_layer = sigmoid_code and tuple(config.model.get("hidden", (0,))) == ()
+    closed_form = config.contractive.method == "closed_form" and config.contractive.weight
+    if closed_form and not single_layer:
+        raise ConfigError(
+            "contractive.method='closed_form' holds for one sigmoid layer only: use model vanilla "
+            "with hidden=() and code_activation='sigmoid', or --config.contractive.method=exact"
+        )
+    if config.pretrain.steps_per_layer and name != "hinton":
+        raise ConfigError(
+            f"greedy layer-wise pretraining needs the stacked 'hinton' model, not {name!r}; set "
+            f"--config.pretrain.steps_per_layer=0"
+        )
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -56,3 +56,28 @@ def psnr(recon: jax.Array, x: jax.Array) -> jax.Array:
     """Peak signal-to-noise ratio in dB for images in [0, 1]: -> [B]."""
     err = jnp.mean(_flat(recon - x) ** 2, axis=-1)
     return -10.0 * jnp.log10(jnp.maximum(err, 1e-10))
+
+
+def code_l1(z: jax.Array) -> jax.Array:
+    """Σ_j |z_j|, the L1 sparsity penalty on the code: z [B, ...] -> [B]."""
+    return jnp.sum(jnp.abs(_flat(z)), axis=-1)
+
+
+def bernoulli_kl(rho: float, rho_hat: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """KL(Bernoulli(ρ) ‖ Bernoulli(ρ̂)) elementwise; ρ̂ is clipped into (0, 1): [...] -> [...]."""
+    rho_hat = jnp.clip(rho_hat, eps, 1.0 - eps)
+    return rho * jnp.log(rho / rho_hat) + (1.0 - rho) * jnp.log((1.0 - rho) / (1.0 - rho_hat))
+
+
+def sparsity_kl(z: jax.Array, rho: float) -> jax.Array:
+    """Σ_j KL(ρ ‖ ρ̂_j), ρ̂_j the batch-mean activation of unit j of a code in (0, 1): [B, K] -> [B].
+
+    ρ̂ is a batch statistic (Ng's sparse autoencoder), so every example gets the same value.
+    """
+    rho_hat = jnp.mean(_flat(z), axis=0)  # [K]
+    return jnp.broadcast_to(jnp.sum(bernoulli_kl(rho, rho_hat)), z.shape[:1])
+
+
+def mean_activation(z: jax.Array) -> jax.Array:
+    """Mean code activation of each example: z [B, ...] -> [B]."""
+    return jnp.mean(_flat(z), axis=-1)

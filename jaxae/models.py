@@ -170,6 +170,7 @@ class _Model(nn.Module):
             ("downsample", DOWNSAMPLE_MODES),
             ("resize_method", RESIZE_METHODS),
             ("activation", tuple(ACTIVATIONS)),
+            ("code_activation", tuple(ACTIVATIONS)),
         ):
             if hasattr(self, field):
                 _check_choice(owner, field, getattr(self, field), choices)
@@ -320,11 +321,16 @@ class Linear(_Model):
 
 
 class Vanilla(_Model):
-    """D→256→128→64→128→256→D with ReLU after every layer but the last (logits)."""
+    """D→256→128→64→128→256→D with ReLU after every layer but the last (logits).
+
+    code_activation='sigmoid' gives a code in (0, 1) (sparse-KL and contractive AEs); with
+    hidden=() the encoder is the single layer h = σ(x W + b) of Rifai et al. (2011).
+    """
 
     hidden: tuple[int, ...] = (256, 128)
     latent_dim: int = 64
     image_shape: ImageShape = (28, 28, 1)
+    code_activation: str = "relu"
 
     def setup(self) -> None:
         self.enc = [nn.Dense(f) for f in (*self.hidden, self.latent_dim)]
@@ -333,9 +339,9 @@ class Vanilla(_Model):
     def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
         _check_images(x, self.image_shape, type(self).__name__)
         h = _flatten(x)
-        for layer in self.enc:
+        for layer in self.enc[:-1]:
             h = nn.relu(layer(h))
-        return h
+        return ACTIVATIONS[self.code_activation](self.enc[-1](h))
 
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         h = z

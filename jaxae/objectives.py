@@ -10,11 +10,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxae import losses, models
+from jaxae import contractive, corruption, losses, models, vae
 
-# objective(params, batch_stats, x, rng, train=...) -> (loss, (terms, new_batch_stats, logits))
-#   x: [B, H, W, C] float32 in [0, 1]; terms: name -> [B] per-example values.
+# objective(params, batch_stats, x, rng, train=..., step=None)
+#   -> (loss, (terms, new_batch_stats, logits))
+#   x: [B, H, W, C] float32 in [0, 1]; terms: name -> [B] per-example values; step: the update
+#   count (int32 scalar) during training, for schedules inside the loss such as KL warm-up.
 Objective = Callable[..., tuple[jax.Array, tuple[dict[str, jax.Array], Any, jax.Array]]]
+
+# Keys beyond (dropout, sample) are folded in, so configs without these terms draw the same keys.
+_NOISE_KEY, _PROBE_KEY, _BINARIZE_KEY = 101, 102, 103
 
 
 def _vae_forward(module: nn.Module, x: jax.Array, key: jax.Array, train: bool):
@@ -26,10 +31,17 @@ def _vae_forward(module: nn.Module, x: jax.Array, key: jax.Array, train: bool):
 
 
 def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objective:
-    """Builds the loss for `model` from the config's `loss` and `vae` fields.
+    """Builds the loss for `model` from the config's `loss`, `vae`, `denoise`, `sparse` and
+    `contractive` fields.
 
     Non-VAE models: mean over pixels of the reconstruction loss (`mse`, `bce` or `l1`).
-    VAEs: negative ELBO in nats per image, recon + beta * KL, with the ELBO itself as a term.
+    VAEs: negative ELBO in nats per image, recon + beta * KL, with the ELBO itself as a term; the
+    KL weight warms up over `vae.kl_warmup_steps` and Bernoulli data can be binarized.
+    Denoising corrupts the input during training only (evaluation scores clean inputs); the loss
+    is always against the clean input. Sparse and contractive penalties are added with their
+    weights and logged by name (`l1`, `sparsity_kl`, `mean_activation`, `contractive`).
+    The contractive penalty encodes in eval mode (BatchNorm running statistics, no dropout), so
+    that each example's Jacobian depends on that example only.
     Every term is returned per example so the step can log it and evaluation can sum it.
     """
     is_vae = models.is_vae(model)
@@ -37,17 +49,46 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     beta = float(config.vae.beta)
     likelihood = config.vae.likelihood
     sigma = float(config.vae.gaussian_sigma)
+    warmup = int(config.vae.kl_warmup_steps)
+    binarization = config.vae.binarize if is_vae else "none"
+    denoise = config.denoise
+    sparse_l1, sparse_beta, rho = (
+        float(config.sparse.l1),
+        float(config.sparse.kl_beta),
+        float(config.sparse.rho),
+    )
+    cae = config.contractive
+    cae_weight = float(cae.weight)
 
-    def objective(params, batch_stats, x, rng, *, train: bool):
+    def encode_fn(variables):
+        """x [B, ...] -> codes [B, K] in eval mode (the mean for VAEs)."""
+
+        def f(xb):
+            z = model.apply(variables, xb, train=False, method=model.encode)
+            return z[0] if is_vae else z
+
+        return f
+
+    def objective(params, batch_stats, x, rng, *, train: bool, step=None):
         variables = {"params": params}
         if batch_stats:
             variables["batch_stats"] = batch_stats
         dropout_key, sample_key = jax.random.split(rng)
+        target = vae.binarize(x, binarization, jax.random.fold_in(rng, _BINARIZE_KEY))
+        inputs = target
+        if train:
+            inputs = corruption.corrupt(
+                target,
+                jax.random.fold_in(rng, _NOISE_KEY),
+                denoise.kind,
+                sigma=float(denoise.sigma),
+                p=float(denoise.p),
+            )
         mutable = ["batch_stats"] if (train and batch_stats) else False
         if is_vae:
-            args, kwargs = (x, sample_key, train), {"method": _vae_forward}
+            args, kwargs = (inputs, sample_key, train), {"method": _vae_forward}
         else:
-            args, kwargs = (x,), {"train": train}
+            args, kwargs = (inputs,), {"train": train}
         out = model.apply(
             variables, *args, rngs={"dropout": dropout_key}, mutable=mutable, **kwargs
         )
@@ -55,16 +96,36 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
         new_batch_stats = updates.get("batch_stats", batch_stats)
 
         if is_vae:
-            if likelihood == "bernoulli":
-                recon = losses.bernoulli_nll(logits, x)
-            else:
-                recon = losses.gaussian_nll(logits, x, sigma)
+            recon = -vae.log_likelihood(logits, target, likelihood, sigma)
             kl = losses.gaussian_kl(aux["mu"], aux["logvar"])
-            per_example = recon + beta * kl
+            weight = vae.kl_weight(beta, warmup, step if train else None)
+            per_example = recon + weight * kl
             terms = {"recon": recon, "kl": kl, "elbo": -(recon + kl)}
+            if warmup and train:
+                terms["kl_weight"] = jnp.broadcast_to(weight, kl.shape)
         else:
-            per_example = recon_loss(logits, x)
+            per_example = recon_loss(logits, target)
             terms = {config.loss: per_example}
+            z = aux["z"]
+            if sparse_l1 or sparse_beta:
+                terms["mean_activation"] = losses.mean_activation(z)
+            if sparse_l1:
+                terms["l1"] = losses.code_l1(z)
+                per_example = per_example + sparse_l1 * terms["l1"]
+            if sparse_beta:
+                terms["sparsity_kl"] = losses.sparsity_kl(z, rho)
+                per_example = per_example + sparse_beta * terms["sparsity_kl"]
+        if cae_weight:
+            kernel = params["enc_0"]["kernel"] if cae.method == "closed_form" else None
+            terms["contractive"] = contractive.contractive_penalty(
+                encode_fn(variables),
+                inputs,
+                method=cae.method,
+                num_probes=int(cae.num_probes),
+                key=jax.random.fold_in(rng, _PROBE_KEY),
+                kernel=kernel,
+            )
+            per_example = per_example + cae_weight * terms["contractive"]
         if "mse" not in terms:
             terms["mse"] = losses.mse(logits, x)
         terms["loss"] = per_example

@@ -22,7 +22,18 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxae import checkpoint, data, distributed, losses, models, objectives, optim, parallel
+from jaxae import (
+    checkpoint,
+    data,
+    distributed,
+    losses,
+    models,
+    objectives,
+    optim,
+    parallel,
+    pretrain,
+    vae,
+)
 from jaxae import config as config_lib
 from jaxae.metrics import MetricWriter, truncate_after
 
@@ -77,7 +88,7 @@ def make_train_step(
         x = data.to_float(batch)
         grad_fn = jax.value_and_grad(objective, has_aux=True)
         (loss, (terms, batch_stats, _)), grads = grad_fn(
-            state.params, state.batch_stats, x, step_rng, train=True
+            state.params, state.batch_stats, x, step_rng, train=True, step=state.step
         )
         grads, batch_stats = parallel.sync((grads, batch_stats), axis_name)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -283,12 +294,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         state = jax.jit(init, out_shardings=replicated)()
         start_step = 0
 
+    # Greedy layer-wise pretraining; saved as step 0, so it reruns only without a checkpoint.
+    pretraining = mngr.latest_step() is None and config.pretrain.steps_per_layer > 0
     is_chief = distributed.is_chief()
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
-        truncate_after(workdir / "metrics.jsonl", start_step)
+        truncate_after(workdir / "metrics.jsonl", -1 if pretraining else start_step)
     writer = MetricWriter(workdir, enabled=is_chief)
+    if pretraining:
+        state = pretrain.pretrain_state(config, model, state, tx, ds.train_images, writer)
+        checkpoint.save(mngr, 0, state, meta)
 
     base_rng = jax.random.PRNGKey(config.seed)
     train_rng = distributed.to_global(jax.random.fold_in(base_rng, 1), replicated)
@@ -422,6 +438,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     summary_path = workdir / "summary.json"
     if images_per_second is None and summary_path.exists():
         images_per_second = json.loads(summary_path.read_text()).get("images_per_second")
+    if models.is_vae(model) and config.vae.nll_examples:
+        last_eval["nll"] = vae.nll_of_images(
+            model,
+            {"params": state.params},
+            ds.test_images[: config.vae.nll_examples],
+            jax.random.fold_in(base_rng, 3),
+            num_samples=config.vae.nll_samples,
+            binarization=config.vae.binarize,
+            likelihood=config.vae.likelihood,
+            sigma=config.vae.gaussian_sigma,
+        )
     summary = {
         **last_eval,
         "params": num_params,
