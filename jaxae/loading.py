@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 
 from jaxae import checkpoint, models
 from jaxae import config as config_lib
@@ -106,6 +107,19 @@ def _select_step(mngr, step: int | str | None, workdir: pathlib.Path) -> int:
     raise ValueError(f"step must be {STEP_CHOICES}; got {step!r}")
 
 
+def _single_device_target(mngr, step: int) -> Any:
+    """Shapes and dtypes of the saved state, placed on the first local device.
+
+    Restoring onto an explicit target is what lets a run saved on N devices load on any number.
+    """
+    path = pathlib.Path(mngr.directory) / str(step) / "state"
+    tree = ocp.StandardCheckpointer().metadata(path).item_metadata
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(tree)
+    )
+
+
 def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
     """Loads the run in `workdir` at `step` (int, None/'latest' or 'best') onto the default device.
 
@@ -127,7 +141,7 @@ def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
     mngr = checkpoint.manager(workdir, read_only=True)
     try:
         chosen = _select_step(mngr, step, workdir)
-        state, meta = checkpoint.restore(mngr, chosen)
+        state, meta = checkpoint.restore(mngr, chosen, _single_device_target(mngr, chosen))
     finally:
         mngr.close()
     if meta.get("jaxae_format") != checkpoint.FORMAT_VERSION:

@@ -83,17 +83,37 @@ def test_checkpoint_of_another_model_than_config_json_is_refused(linear_run, tmp
         jaxae.load(mixed)
 
 
-def test_analyze_cli_on_a_bad_workdir_prints_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAXAE_NO_DOWNLOAD": "1"}
+def test_analyze_cli_on_a_bad_workdir_prints_one_line(tmp_path, capsys):
+    from jaxae import analyze
+
+    with pytest.raises(SystemExit) as exit_info:
+        analyze.main(["--workdir", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "does not exist" in err[0], err
+
+
+def test_a_run_saved_on_two_devices_loads_on_one(tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAXAE_NO_DOWNLOAD": "1",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    tiny = ["--config.dataset.name=synthetic", "--config.dataset.max_train_examples=64"]
+    tiny += ["--config.dataset.max_test_examples=32", "--config.batch_size=16"]
+    tiny += ["--config.num_steps=2", "--config.progress=False"]
     result = subprocess.run(
-        [sys.executable, "-m", "jaxae.analyze", "--workdir", str(tmp_path / "missing")],
+        [sys.executable, "train.py", "--config", "configs/linear.py", "--workdir", str(tmp_path)]
+        + tiny,
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=env,
         timeout=300,
     )
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "does not exist" in lines[0], result.stderr
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 2
+    assert jax.device_count() == 1
+    run = jaxae.load(tmp_path)
+    assert run.step == 2 and run.code(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 32)
