@@ -125,7 +125,7 @@ def _image_metrics(logits: jax.Array, x: jax.Array, filter_size: int) -> dict[st
 
 def reconstructions(ctx: Context) -> dict:
     """Originals above reconstructions, and per-pixel squared-error heatmaps."""
-    idx = _one_per_class(ctx.y_eval, 8)
+    idx = _one_per_class(ctx.y_eval, 10)
     x = ctx.x_eval[idx]
     recon = np.asarray(jax.nn.sigmoid(ctx.eval_logits[idx]))
     err = np.mean((recon - x) ** 2, axis=-1)  # [n, H, W]
@@ -237,7 +237,7 @@ def latent_space(ctx: Context) -> dict:
         maps["UMAP"] = umap.UMAP(random_state=ctx.run.config.seed).fit_transform(codes[:n_tsne])
         result["points"]["UMAP"] = n_tsne
     else:
-        result["umap"] = "not installed (pip install umap-learn)"
+        result["umap"] = "not installed (pip install -e '.[umap]')"
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps) + 1.5, 5), squeeze=False)
     for ax, (name, xy) in zip(axes[0], maps.items(), strict=True):
         lab = labels[: len(xy)]
@@ -543,7 +543,7 @@ def downstream(ctx: Context) -> dict:
         if key == "linear_probe_accuracy":
             ax.axhline(result["chance_accuracy"], color="gray", ls="--", label="majority class")
             ax.legend(fontsize=8)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.1)
         ax.set_ylabel(title)
         ax.set_title(f"{title} on {n_test} test images")
         ax.set_xticks(range(len(names)), [f"{n}\n({result[n]['dim']} dims)" for n in names])
@@ -568,6 +568,7 @@ def parameters(ctx: Context) -> dict:
     ax0.set_title(f"{ctx.run.config.model.name}: {total:,} parameters by layer")
     bars = ax1.bar(["this model", f"FC {d}→{k}→{d}"], [total, fc], color=["C0", "C1"])
     ax1.bar_label(bars, fmt="{:,.0f}")
+    ax1.margins(y=0.15)
     ax1.set_ylabel("trainable parameters")
     ax1.set_title(f"same code size k={k} (compression {d / k:.1f}×)")
     fig.tight_layout()
@@ -600,14 +601,22 @@ def pca_angles(ctx: Context) -> dict:
     pca_mse = float(np.mean((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2))
     q, _ = np.linalg.qr(basis)
     projected = (pca.components_ @ q) @ q.T  # PCA directions projected onto the decoder's span
+    # Share of the top-k PCA variance that lies in the decoder's span (1 = same subspace).
+    captured = float(
+        np.sum(pca.explained_variance_ * np.sum((pca.components_ @ q) ** 2, axis=1))
+        / np.sum(pca.explained_variance_)
+    )
     n_show = min(8, len(projected))
     fig = plt.figure(figsize=(14, 4.5))
     ax = fig.add_subplot(1, 3, 1)
     ax.bar(np.arange(1, len(angles) + 1), angles, color="C0")
     ax.set_xlabel("principal angle index (ascending)")
     ax.set_ylabel("angle (degrees)")
-    ax.set_title(f"decoder span vs top-{len(angles)} PCA: max {angles.max():.1f}°")
-    sub = fig.add_gridspec(2, n_show, left=0.4, right=0.98)
+    ax.set_title(
+        f"decoder span vs top-{len(angles)} PCA subspace\n"
+        f"mean {angles.mean():.1f}°, PCA variance in span {captured:.1%}"
+    )
+    sub = fig.add_gridspec(2, n_show, left=0.4, right=0.98, top=0.8, bottom=0.2, hspace=0.15)
     for i in range(n_show):
         for r, vec in enumerate((pca.components_[i], projected[i])):
             a = fig.add_subplot(sub[r, i])
@@ -624,6 +633,9 @@ def pca_angles(ctx: Context) -> dict:
         "angles_degrees": angles.tolist(),
         "max_angle_degrees": float(angles.max()),
         "mean_angle_degrees": float(angles.mean()),
+        "pca_variance_in_decoder_span": captured,
+        # The loss scores sigmoid(logits): the optimum is near, not exactly, the PCA subspace.
+        "output": "sigmoid(z @ W_dec + b)",
         "pca_train_examples": len(x),
         "pca_test_mse": pca_mse,
         "linear_ae_test_mse": float(ctx.eval_metrics["mse"].mean()),
@@ -745,7 +757,7 @@ h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-t
 img{max-width:100%;border:1px solid #eee;margin:.5em 0} pre{background:#f6f6f6;padding:.8em;
 overflow-x:auto;font-size:.85em} table{border-collapse:collapse} td,th{padding:.2em .8em;
 border-bottom:1px solid #eee;text-align:left} .skip{color:#888;font-style:italic}
-nav a{margin-right:1em}
+nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
 """
 
 

@@ -145,3 +145,4 @@ def test_pca_angles_are_zero_for_a_decoder_spanning_the_pca_subspace(linear_run)
     ctx = analyze.Context(run, ds, workdir, LIMITS)
     numbers = analyze.pca_angles(ctx)
     assert numbers["max_angle_degrees"] < 0.1
+    assert numbers["pca_variance_in_decoder_span"] == pytest.approx(1.0, abs=1e-6)
