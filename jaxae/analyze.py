@@ -569,6 +569,8 @@ def parameters(ctx: Context) -> dict:
     bars = ax1.bar(["this model", f"FC {d}→{k}→{d}"], [total, fc], color=["C0", "C1"])
     ax1.bar_label(bars, fmt="{:,.0f}")
     ax1.margins(y=0.15)
+    ax0.xaxis.set_major_formatter(figures.THOUSANDS)
+    ax1.yaxis.set_major_formatter(figures.THOUSANDS)
     ax1.set_ylabel("trainable parameters")
     ax1.set_title(f"same code size k={k} (compression {d / k:.1f}×)")
     fig.tight_layout()

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only: analysis runs on headless machines
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import StrMethodFormatter  # noqa: E402
 
 CLASS_NAMES = {
     "fashion_mnist": (
@@ -39,6 +40,7 @@ CLASS_NAMES = {
 }
 # One colour per feature kind, the same in every figure.
 KIND_COLORS = {"codes": "C0", "raw pixels": "C1", "PCA": "C2", "train": "C0", "eval": "C3"}
+THOUSANDS = StrMethodFormatter("{x:,.0f}")  # 1,254,145 rather than 1.25 with a 1e6 offset
 plt.rcParams.update({"figure.dpi": 100, "axes.titlesize": 11, "axes.labelsize": 10})
 
 
