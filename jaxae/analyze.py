@@ -504,7 +504,8 @@ def downstream(ctx: Context) -> dict:
     code_train = ctx.codes(x_train).reshape(len(x_train), -1)
     k = code_train.shape[1]
     k_pca = min(k, *raw_train.shape)
-    pca = decomposition.PCA(n_components=k_pca, random_state=ctx.run.config.seed).fit(raw_train)
+    pca = decomposition.PCA(n_components=k_pca, svd_solver=figures.pca_solver(raw_train))
+    pca.fit(raw_train)
     features = {
         "codes": (code_train, ctx.eval_codes_flat[:n_test]),
         "raw pixels": (raw_train, raw_test),
@@ -597,7 +598,8 @@ def pca_angles(ctx: Context) -> dict:
     k = basis.shape[1]
     x = data.to_float(ctx.dataset.train_images[: ctx.limits.pca_train])
     x = x.reshape(len(x), -1)
-    pca = decomposition.PCA(n_components=min(k, *x.shape), svd_solver="full").fit(x)
+    pca = decomposition.PCA(n_components=min(k, *x.shape), svd_solver=figures.pca_solver(x))
+    pca.fit(x)
     angles = np.sort(np.degrees(linalg.subspace_angles(basis, pca.components_.T)))
     x_test = ctx.x_eval.reshape(len(ctx.x_eval), -1)
     pca_mse = float(np.mean((pca.inverse_transform(pca.transform(x_test)) - x_test) ** 2))

@@ -64,7 +64,7 @@ def pca_test_mse(train: np.ndarray, test: np.ndarray, sizes: list[int]) -> dict[
     from sklearn.decomposition import PCA
 
     top = min(max(sizes), *train.shape)
-    pca = PCA(n_components=top, svd_solver="full").fit(train)
+    pca = PCA(n_components=top, svd_solver=figures.pca_solver(train)).fit(train)
     centred = test - pca.mean_
     result = {}
     for k in sizes:
