@@ -440,10 +440,13 @@ def feature_maps(ctx: Context) -> dict:
             axes[0, j].set_xlabel("activation")
             axes[0, j].set_ylabel("count (log)")
             axes[1, j].plot(np.sort(v.mean(axis=0))[::-1], color="C0")
-            axes[1, j].set_title(f"dead units: {stats_['dead_units']}/{v.shape[1]}", fontsize=9)
+            axes[1, j].set_title(f"units always 0: {stats_['dead_units']}/{v.shape[1]}", fontsize=9)
             axes[1, j].set_xlabel("unit (sorted)")
             axes[1, j].set_ylabel("mean activation")
-        fig.suptitle(f"per-layer encoder activations over {len(x)} test images")
+        fig.suptitle(
+            f"encoder layer outputs over {len(x)} test images "
+            "(each module's output: an activation applied after the module is not included)"
+        )
         fig.tight_layout()
         ctx.save(fig, "activations")
     return result
