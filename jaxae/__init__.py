@@ -1,5 +1,17 @@
 """jaxae: the autoencoder family in JAX/Flax."""
 
-from jaxae.contractive import contractive_penalty
+__all__ = ["contractive_penalty", "load"]
 
-__all__ = ["contractive_penalty"]
+
+def __getattr__(name: str):
+    # Public functions are imported lazily so `import jaxae.config` (train.py's flag checks) stays
+    # free of jax; the module is `loading`, not `load`, so importing it never shadows the function.
+    if name == "load":
+        from jaxae.loading import load
+
+        return load
+    if name == "contractive_penalty":
+        from jaxae.contractive import contractive_penalty
+
+        return contractive_penalty
+    raise AttributeError(f"module 'jaxae' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from jaxae import checkpoint, config, data
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions whose message is written for the user (one line naming problem and fix)."""
+    from jaxae.loading import RunNotFoundError
     from jaxae.train import TrainingDivergedError
 
     return (
@@ -18,6 +19,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
         data.ImageShapeError,
         checkpoint.CheckpointMismatchError,
         TrainingDivergedError,
+        RunNotFoundError,
     )
 
 

@@ -1,0 +1,119 @@
+"""jaxae.load: a trained run comes back with the same outputs; a bad workdir is one clear error."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import ROOT, tiny_config
+
+import jaxae
+from jaxae import checkpoint, data, models, train
+from jaxae.loading import RunNotFoundError
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    """A 6-step linear run with checkpoints at steps 3 and 6 and evaluations at both."""
+    workdir = tmp_path_factory.mktemp("linear_run")
+    config = tiny_config("linear", eval_every=3)
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_load_reproduces_the_final_test_mse(linear_run):
+    config, workdir, summary = linear_run
+    run = jaxae.load(workdir)
+    assert run.step == 6 and run.config.to_dict() == config.to_dict()
+    assert isinstance(run.model, models.Linear)
+    ds = data.load_dataset("synthetic", max_train_examples=64, max_test_examples=32)
+    x = data.to_float(ds.test_images)
+    recon = np.asarray(run.reconstruct(x))
+    assert float(np.mean((recon - x) ** 2)) == pytest.approx(summary["mse"], rel=1e-5)
+
+
+def test_load_gives_the_checkpointed_parameters_and_outputs(linear_run):
+    _, workdir, _ = linear_run
+    mngr = checkpoint.manager(workdir, read_only=True)
+    state, _ = checkpoint.restore(mngr, 3)
+    run = jaxae.load(workdir, step=3)
+    assert run.step == 3
+    saved, loaded = jax.tree.leaves(state["params"]), jax.tree.leaves(run.variables["params"])
+    for a, b in zip(saved, loaded, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    x = np.random.default_rng(0).random((4, 28, 28, 1), np.float32)
+    direct = run.model.apply({"params": state["params"]}, x)[0]
+    np.testing.assert_allclose(np.asarray(run.logits(x)), np.asarray(direct), rtol=1e-6)
+    z = run.code(x)
+    assert z.shape == (4, 32)
+    np.testing.assert_allclose(run.decode(z), run.reconstruct(x), rtol=1e-6)
+
+
+def test_best_and_latest_steps(linear_run):
+    _, workdir, _ = linear_run
+    best = checkpoint.manager(workdir, read_only=True).best_step()
+    assert jaxae.load(workdir, step="best").step == best
+    assert jaxae.load(workdir, step="latest").step == 6
+    with pytest.raises(RunNotFoundError, match="no checkpoint at step 5; saved steps: 3, 6"):
+        jaxae.load(workdir, step=5)
+
+
+def test_missing_workdir_and_missing_checkpoint_are_one_line_errors(tmp_path):
+    with pytest.raises(RunNotFoundError, match="does not exist"):
+        jaxae.load(tmp_path / "nope")
+    with pytest.raises(RunNotFoundError, match="no checkpoints/ directory; train first"):
+        jaxae.load(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(RunNotFoundError, match="has no checkpoint in"):
+        jaxae.load(tmp_path)
+
+
+def test_checkpoint_of_another_model_than_config_json_is_refused(linear_run, tmp_path):
+    _, workdir, _ = linear_run
+    mixed = tmp_path / "mixed"
+    shutil.copytree(workdir, mixed)
+    other = json.loads((mixed / "config.json").read_text())
+    other["model"] = {"name": "vanilla"}
+    (mixed / "config.json").write_text(json.dumps(other))
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="config.json says"):
+        jaxae.load(mixed)
+
+
+def test_analyze_cli_on_a_bad_workdir_prints_one_line(tmp_path, capsys):
+    from jaxae import analyze
+
+    with pytest.raises(SystemExit) as exit_info:
+        analyze.main(["--workdir", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "does not exist" in err[0], err
+
+
+def test_a_run_saved_on_two_devices_loads_on_one(tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAXAE_NO_DOWNLOAD": "1",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    tiny = ["--config.dataset.name=synthetic", "--config.dataset.max_train_examples=64"]
+    tiny += ["--config.dataset.max_test_examples=32", "--config.batch_size=16"]
+    tiny += ["--config.num_steps=2", "--config.progress=False"]
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", "configs/linear.py", "--workdir", str(tmp_path)]
+        + tiny,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["devices"] == 2
+    assert jax.device_count() == 1
+    run = jaxae.load(tmp_path)
+    assert run.step == 2 and run.code(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 32)
