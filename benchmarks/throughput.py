@@ -23,8 +23,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODELS = ("vanilla", "deep_fc", "conv_simple", "conv_deep", "conv_vae")
-# `contractive` joins the table once configs/contractive.py exists (the contractive objective).
+MODELS = ("vanilla", "deep_fc", "conv_simple", "conv_deep", "conv_vae", "contractive")
 
 
 def matmul_flops_per_second(n: int = 1024, reps: int = 10) -> float:
@@ -204,6 +203,24 @@ def torch_model(name: str):
             return (bce + kl) / x.shape[0]
 
         return ConvVAE(), elbo_loss, 0.0
+    if name == "contractive":  # configs/contractive.py: sigmoid 784→128, closed-form penalty
+
+        class Contractive(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc, self.dec = nn.Linear(784, 128), nn.Linear(128, 784)
+
+            def forward(self, x):
+                h = torch.sigmoid(self.enc(x.flatten(1)))
+                return self.dec(h).view_as(x), h
+
+        def cae_loss(m, x, weight=1e-3):
+            logits, h = m(x)
+            # ‖J_f(x)‖²_F = Σ_j (h_j (1 - h_j))² Σ_i W_ji² for one sigmoid layer (Rifai et al.)
+            jacobian = torch.sum((h * (1 - h)) ** 2 * torch.sum(m.enc.weight**2, dim=1), dim=1)
+            return mse(logits, x) + weight * jacobian.mean()
+
+        return Contractive(), cae_loss, 0.0
     raise ValueError(f"no PyTorch reference for {name!r}; choose from {', '.join(MODELS)}")
 
 
