@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import importlib.util
 import json
+import math
 import pathlib
 from typing import Any
 
@@ -20,6 +21,7 @@ PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
+MAX_INT = 2**31 - 1  # sizes, steps and seeds beyond int32 overflow inside JAX
 
 
 class ConfigError(ValueError):
@@ -41,6 +43,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.schedule = "constant"
     c.warmup_steps = 0
     c.grad_clip = 0.0  # global-norm clip; 0 = off
+    c.skip_nonfinite = 0  # > 0: skip up to this many NaN/inf updates in a row (counted); 0 = stop
     c.loss = "mse"  # reconstruction loss for non-VAE models
     c.eval_every = 0  # steps; 0 = once per epoch
     c.checkpoint_every = 0  # steps; 0 = at every evaluation
@@ -136,6 +139,36 @@ def _check_schema(config: ml_collections.ConfigDict, schema: ml_collections.Conf
                 f"config field {path!r} must be {want.__name__}, got {value!r} "
                 f"({type(value).__name__}); e.g. --config.{path}={default!r}"
             )
+        _check_number(value, path)
+
+
+def _check_number(value: Any, path: str) -> None:
+    """Floats must be finite, ints fit in int32: NaN, inf or 10**40 would fail deep in JAX."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config field {path!r} must be a finite number, got {value}")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise ConfigError(f"config field {path!r} is {value}; it must be at most {MAX_INT}")
+
+
+def _check_model_sizes(model: ml_collections.ConfigDict) -> None:
+    """Every integer of a model field is a size (width, features, stride, latent dim): > 0."""
+    for key in model:
+        value = model[key]
+        path = f"model.{key}"
+        if isinstance(value, bool) or not isinstance(value, int | float | tuple):
+            continue
+        numbers = value if isinstance(value, tuple) else (value,)
+        for number in numbers:
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                continue
+            _check_number(number, path)
+            if key.endswith("_rate"):
+                if not 0 <= number < 1:
+                    raise ConfigError(f"config field {path!r} must be in [0, 1), got {value}")
+            elif isinstance(number, int) and number <= 0:
+                raise ConfigError(f"config field {path!r} must hold sizes > 0, got {value!r}")
 
 
 def _positive(config, *paths, allow_zero=False):
@@ -173,6 +206,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "eval_every",
         "checkpoint_every",
         "steps_per_dispatch",
+        "skip_nonfinite",
+        "seed",
         "dataset.max_train_examples",
         "dataset.max_test_examples",
         "vae.beta",
@@ -188,6 +223,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)
     _choice(config.dataset.name, "dataset.name", data.DATASETS)
+    _check_model_sizes(config.model)
     model_fields = dict(config.model)
     name = model_fields.pop("name", None)
     try:

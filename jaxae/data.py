@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import json
 import logging
+import math
 import os
 import pathlib
 import socket
@@ -189,7 +190,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: np.prod would overflow
+    if math.prod(d for d in dims if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{path}: IDX dims {dims} describe an impossibly large array")
     payload = len(raw) - header
     if payload != expected:
         what = "truncated" if payload < expected else "has trailing bytes"

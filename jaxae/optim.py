@@ -26,7 +26,11 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
 def make_optimizer(
     config: ml_collections.ConfigDict, total_steps: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """(optimizer, schedule): adam/adamw/sgd, optional global-norm clipping first."""
+    """(optimizer, schedule): adam/adamw/sgd, optional global-norm clipping first.
+
+    With `skip_nonfinite` N > 0 the whole chain is wrapped in optax.apply_if_finite: an update
+    with NaN/inf gradients is dropped (up to N in a row) and counted in the optimizer state.
+    """
     schedule = learning_rate_schedule(config, total_steps)
     if config.optimizer == "adam":
         tx = optax.adam(schedule)
@@ -40,4 +44,6 @@ def make_optimizer(
             tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
     if config.grad_clip:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
+    if config.skip_nonfinite:  # outermost, so the train step can read its counters
+        tx = optax.apply_if_finite(tx, max_consecutive_errors=config.skip_nonfinite)
     return tx, schedule

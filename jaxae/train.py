@@ -26,6 +26,7 @@ from jaxae import (
     checkpoint,
     data,
     distributed,
+    guard,
     losses,
     models,
     objectives,
@@ -99,6 +100,14 @@ def make_train_step(
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["update_norm"] = optax.tree.norm(updates)
         metrics["learning_rate"] = schedule(state.step)
+        if isinstance(opt_state, optax.ApplyIfFiniteState):  # config.skip_nonfinite > 0
+            # a rejected update is all zeros (finite); one applied after too many NaNs is not
+            skipped = ~opt_state.last_finite & jnp.isfinite(metrics["update_norm"])
+            batch_stats = jax.tree.map(
+                lambda new, old: jnp.where(skipped, old, new), batch_stats, state.batch_stats
+            )
+            metrics["update_skipped"] = skipped.astype(jnp.float32)
+            metrics["skipped_updates"] = opt_state.total_notfinite.astype(jnp.float32)
         new_state = state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
         )
@@ -195,6 +204,8 @@ def evaluate(
 
 
 def _first_bad(metrics: dict[str, float]) -> str | None:
+    if metrics.get("update_skipped"):  # skip_nonfinite rejected this update: nothing went bad
+        return None
     order = [k for k in metrics if k not in ("loss", "grad_norm", "update_norm")]
     for name in [*order, "loss", "grad_norm", "update_norm"]:
         if name in metrics and not math.isfinite(metrics[name]):
@@ -209,6 +220,12 @@ def _run_meta(config: ml_collections.ConfigDict, num_params: int) -> dict:
         "params": num_params,
         "jaxae_format": checkpoint.FORMAT_VERSION,
     }
+
+
+def _state_layout(abstract_state: Any) -> dict[str, str]:
+    """{path: 'dtype[shape]'} of every leaf: what a checkpoint must hold to restore into it."""
+    leaves = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+    return {jax.tree_util.keystr(k): f"{a.dtype}{list(a.shape)}" for k, a in leaves}
 
 
 def _check_same_run(saved: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -227,18 +244,39 @@ def _check_same_run(saved: dict, config: ml_collections.ConfigDict, workdir: pat
             )
 
 
+def _check_same_state(saved: dict, layout: dict[str, str], workdir: pathlib.Path) -> None:
+    """The saved train state must have this run's leaves (optimizer and its wrappers included)."""
+    saved_layout = saved.get("state_layout")
+    if saved_layout and saved_layout != layout:
+        diff = sorted(set(layout.items()) ^ set(saved_layout.items()))[0][0]
+        raise checkpoint.CheckpointMismatchError(
+            f"{workdir} holds a train state that differs at {diff} (optimizer, grad_clip or "
+            f"skip_nonfinite changed?); use a new --workdir or the saved config"
+        )
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the summary.
+    """Trains `config` in `workdir`, resuming from its latest intact checkpoint; returns a summary.
 
     Writes workdir/{config.json, metrics.jsonl, checkpoints/, events.out.tfevents.*,
     summary.json}. Raises ConfigError, DatasetNotFoundError, CheckpointMismatchError or
-    TrainingDivergedError with one-line messages before anything is overwritten.
+    TrainingDivergedError with one-line messages before anything is overwritten. Holds
+    workdir/lock while it runs (WorkdirLockedError for a second process); SIGTERM/SIGINT save
+    a checkpoint after the current step and raise guard.Interrupted.
     """
     config_lib.validate(config)
     workdir = pathlib.Path(workdir)
     if workdir.exists() and not workdir.is_dir():
         raise config_lib.ConfigError(f"--workdir {workdir} is a file; give a directory path")
+    if jax.process_index() != 0:  # one lock per run: the chief's
+        return _train_and_evaluate(config, workdir, guard.StopRequest())
+    with guard.workdir_lock(workdir), guard.stop_on_signals() as stop:
+        return _train_and_evaluate(config, workdir, stop)
 
+
+def _train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard.StopRequest
+) -> dict:
     model_fields = dict(config.model)
     model_name = model_fields.pop("name")
     has_bn_axis = "bn_axis_name" in models.model_fields(models.MODELS[model_name])
@@ -246,15 +284,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         model_fields["bn_axis_name"] = parallel.AXIS  # BatchNorm statistics over all devices
     model = models.create_model(model_name, **model_fields)
     image_shape = tuple(model_fields.get("image_shape", (28, 28, 1)))
-    ds = data.load_dataset(
-        config.dataset.name,
-        data_dir=config.dataset.data_dir,
-        max_train_examples=config.dataset.max_train_examples,
-        max_test_examples=config.dataset.max_test_examples,
-        exclude_class=config.dataset.exclude_class,
-        image_shape=image_shape,
-        seed=config.seed,
-    )
+    try:
+        ds = data.load_dataset(
+            config.dataset.name,
+            data_dir=config.dataset.data_dir,
+            max_train_examples=config.dataset.max_train_examples,
+            max_test_examples=config.dataset.max_test_examples,
+            exclude_class=config.dataset.exclude_class,
+            image_shape=image_shape,
+            seed=config.seed,
+        )
+    except ValueError as e:  # e.g. exclude_class out of range; ImageShapeError is already clear
+        if isinstance(e, data.ImageShapeError):
+            raise
+        raise config_lib.ConfigError(f"dataset settings: {str(e).splitlines()[0]}") from None
     steps_per_epoch = len(ds.train_images) // config.batch_size
     if steps_per_epoch == 0:
         raise config_lib.ConfigError(
@@ -283,12 +326,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     )
     num_params = models.count_params(abstract_state.params)
     meta = _run_meta(config, num_params)
+    meta["state_layout"] = _state_layout(abstract_state)
+
+    def check_meta(saved: dict) -> None:
+        _check_same_run(saved, config, workdir)
+        _check_same_state(saved, meta["state_layout"], workdir)
 
     mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
-    start_step = mngr.latest_step()
-    if start_step is not None:
-        _check_same_run(checkpoint.read_meta(mngr, start_step), config, workdir)
-        state, _ = checkpoint.restore(mngr, start_step, abstract_state)
+    found = checkpoint.restore_latest_good(mngr, abstract_state, check_meta)
+    if found is not None:
+        start_step, state, _ = found
         print(f"Resuming {workdir} from step {start_step}.", flush=True)
     else:
         state = jax.jit(init, out_shardings=replicated)()
@@ -336,7 +383,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             eval_step, state, ds.test_images, config.eval_batch_size, eval_rng, batch_sharding
         )
         writer.write(step, "eval", result)
+        bad = _first_bad(result)
+        if bad is not None:  # finite updates can still give a model that outputs NaN: not saved
+            raise TrainingDivergedError(_diverged(f"eval {bad}", result[bad], step, last_saved))
         return result
+
+    def _diverged(term: str, value: float, step: int, good: int) -> str:
+        kept = f"step {good} in {workdir / 'checkpoints'}" if good else "none written yet"
+        return (
+            f"{term} became {value} at step {step}; last good checkpoint: {kept}; lower "
+            f"--config.learning_rate, set --config.grad_clip, or skip non-finite updates with "
+            f"--config.skip_nonfinite=N"
+        )
 
     def save(step: int, eval_loss: float | None) -> None:
         checkpoint.save(mngr, step, state, meta, eval_loss=eval_loss)
@@ -383,19 +441,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             values = {k: float(a[row]) for k, a in arrays.items()}
             bad = _first_bad(values)
             if bad is not None:
-                raise TrainingDivergedError(
-                    f"{bad} became {values[bad]} at step {step} (loss={values['loss']}); last "
-                    f"good checkpoint: step {last_saved} in {workdir / 'checkpoints'}; lower "
-                    f"--config.learning_rate or set --config.grad_clip"
-                )
-            window.append(values)
+                raise TrainingDivergedError(_diverged(bad, values[bad], step, last_saved))
+            if not values.pop("update_skipped", 0.0):  # skipped steps have NaN terms: not averaged
+                window.append(values)
+                bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
             if step % config.log_every == 0 or step == total_steps:
-                mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                mean = (
+                    {k: float(np.mean([w[k] for w in window])) for k in window[0]} if window else {}
+                )
+                if "skipped_updates" in values:  # running total, kept in the optimizer state
+                    mean["skipped_updates"] = values["skipped_updates"]
                 if train_time > 0:
                     mean["images_per_second"] = train_images / train_time
                 writer.write(step, "train", mean)
                 window = []
-        bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
 
     try:
         step = start_step
@@ -414,6 +473,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 bar.set_postfix(img_s=f"{train_images / train_time:.0f}", refresh=False)
             timer = now
             bar.update(step - first + 1)
+            checkpoint.seal_if_idle(mngr)
             is_eval = step % eval_every == 0 or step == total_steps
             is_ckpt = step % checkpoint_every == 0 or step == total_steps
             if is_eval or is_ckpt:
@@ -424,10 +484,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             if is_ckpt:
                 save(step, last_eval["loss"] if is_eval else None)
                 last_saved = step
+            if stop.requested:  # SIGTERM/SIGINT: this step is done; save it and stop
+                if last_saved != step:
+                    drain()
+                    save(step, None)
+                    last_saved = step
+                raise guard.Interrupted(guard.stopped_message(stop, step, workdir), stop.signum)
         drain()
     finally:
         bar.close()
-        mngr.wait_until_finished()
+        checkpoint.finish(mngr)
         writer.close()
 
     if last_eval is None:  # nothing left to train: evaluate what the checkpoint holds
