@@ -721,15 +721,7 @@ def analyze(
     outdir = run.workdir / "analysis"
     outdir.mkdir(exist_ok=True)
     cfg = run.config
-    dataset = data.load_dataset(
-        cfg.dataset.name,
-        data_dir=cfg.dataset.data_dir,
-        max_train_examples=cfg.dataset.max_train_examples,
-        max_test_examples=cfg.dataset.max_test_examples,
-        exclude_class=cfg.dataset.exclude_class,
-        image_shape=run.image_shape,
-        seed=cfg.seed,
-    )
+    dataset = data.load_for_config(cfg)
     ctx = Context(run, dataset, outdir, limits)
     path = outdir / "analysis.json"
     previous = json.loads(path.read_text()) if path.exists() else {}

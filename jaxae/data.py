@@ -289,6 +289,21 @@ def load_dataset(
     return _subset(ds, max_train_examples, max_test_examples, exclude_class)
 
 
+def load_for_config(config: Any) -> Dataset:
+    """The dataset a run's config names (`config.dataset`, `config.seed`), at the model's
+    image shape (`config.model.image_shape`, default 28×28×1). Train, analysis and sweep share it.
+    """
+    return load_dataset(
+        config.dataset.name,
+        data_dir=config.dataset.data_dir,
+        max_train_examples=config.dataset.max_train_examples,
+        max_test_examples=config.dataset.max_test_examples,
+        exclude_class=config.dataset.exclude_class,
+        image_shape=tuple(config.model.get("image_shape", (28, 28, 1))),
+        seed=config.seed,
+    )
+
+
 def _fmt_shape(shape: Sequence[int]) -> str:
     return "×".join(str(d) for d in shape)
 

@@ -117,15 +117,7 @@ def sweep(config: ml_collections.ConfigDict, sizes: list[int], workdir: str | pa
                 "workdir": str(run_dir),
             }
         )
-    ds = data.load_dataset(
-        config.dataset.name,
-        data_dir=config.dataset.data_dir,
-        max_train_examples=config.dataset.max_train_examples,
-        max_test_examples=config.dataset.max_test_examples,
-        exclude_class=config.dataset.exclude_class,
-        image_shape=tuple(config.model.get("image_shape", (28, 28, 1))),
-        seed=config.seed,
-    )
+    ds = data.load_for_config(config)
     train = data.to_float(ds.train_images).reshape(len(ds.train_images), -1)
     test = data.to_float(ds.test_images).reshape(len(ds.test_images), -1)
     code_sizes = [r["code_size"] for r in runs]

@@ -285,15 +285,7 @@ def _train_and_evaluate(
     model = models.create_model(model_name, **model_fields)
     image_shape = tuple(model_fields.get("image_shape", (28, 28, 1)))
     try:
-        ds = data.load_dataset(
-            config.dataset.name,
-            data_dir=config.dataset.data_dir,
-            max_train_examples=config.dataset.max_train_examples,
-            max_test_examples=config.dataset.max_test_examples,
-            exclude_class=config.dataset.exclude_class,
-            image_shape=image_shape,
-            seed=config.seed,
-        )
+        ds = data.load_for_config(config)
     except ValueError as e:  # e.g. exclude_class out of range; ImageShapeError is already clear
         if isinstance(e, data.ImageShapeError):
             raise

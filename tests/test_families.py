@@ -11,18 +11,7 @@ from jaxae import config as config_lib
 from jaxae import data, models, objectives, optim, train
 
 CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py") if not p.stem.startswith("_"))
-FAMILIES = [
-    "linear",
-    "vanilla",
-    "deep_fc",
-    "hinton",
-    "conv_simple",
-    "conv_deep",
-    "conv_keras",
-    "conv_flat",
-    "vae",
-    "conv_vae",
-]
+FAMILIES = list(models.MODELS)  # the ten families; test_models pins the exact list
 
 
 @pytest.mark.parametrize("name", CONFIGS)
