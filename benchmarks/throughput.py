@@ -259,6 +259,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each side")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args(argv)
+    from jaxae import hostmem
+
+    # both sides run with it (one process): it spares XLA:CPU 21,000 page faults per conv_deep
+    # step and torch some too (README, attempt 5)
+    hostmem.reuse_freed_memory()
     try:
         import torch
     except ImportError:
