@@ -16,6 +16,8 @@ CASES = [
     (7, 7, 64, 32, 3, 1, "SAME"),  # conv_vae stride 1
     (5, 6, 3, 2, 4, 2, "SAME"),
     (6, 5, 2, 2, 1, 2, "SAME"),  # kernel smaller than stride: some phases get no tap
+    (2, 3, 3, 2, 1, 2, "VALID"),  # tiny input (overlap-add in UpConv), kernel < stride
+    (4, 4, 8, 4, 3, 2, "SAME"),  # 32×32 conv_deep's 4→8, overlap-add in UpConv
 ]
 
 
@@ -39,6 +41,32 @@ def test_upconv_equals_flax_conv_transpose(h, w, c, f, k, s, padding):
     np.testing.assert_allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
     for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("h, w, c, f, k, s, padding", CASES)
+@pytest.mark.parametrize(
+    "impl", [models.conv_transpose_by_phases, models.conv_transpose_by_overlap_add]
+)
+def test_conv_transpose_forms_equal_lax(impl, h, w, c, f, k, s, padding):
+    # both forms, whatever size UpConv would pick them for
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, f))
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def loss(op, x, kernel):
+        return jnp.sum(jnp.sin(op(x, kernel)))
+
+    def plain(x, kernel):
+        return jax.lax.conv_transpose(x, kernel, (s, s), padding, dimension_numbers=dims)
+
+    def fast(x, kernel):
+        return impl(x, kernel, (s, s), padding)
+
+    np.testing.assert_allclose(fast(x, kernel), plain(x, kernel), rtol=1e-5, atol=1e-4)
+    g_fast = jax.grad(loss, argnums=(1, 2))(fast, x, kernel)
+    g_plain = jax.grad(loss, argnums=(1, 2))(plain, x, kernel)
+    for a, b in zip(g_fast, g_plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
