@@ -8,11 +8,11 @@ import argparse
 import sys
 
 from jaxae import config as config_lib
-from jaxae import errors, hostmem
+from jaxae import errors, tuning
 
 
 def main(argv: list[str]) -> None:
-    hostmem.reuse_freed_memory()  # before JAX starts its threads: no page faults per step
+    tuning.for_training()  # before JAX starts its threads or compiles; see jaxae/tuning.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, help="a config file, e.g. configs/conv_deep.py")
     parser.add_argument("--workdir", required=True, help="where checkpoints and metrics go")

@@ -47,11 +47,11 @@ def matmul_flops_per_second(n: int = 1024, reps: int = 10) -> float:
 
 
 class JaxRunner:
-    """`steps` train steps of configs/NAME.py per call: the library's step, jitted over the device
-    mesh with the state donated, exactly as train.py runs it, on batches already on the device.
-
-    (train.py's `scan_epoch` is not used: on XLA:CPU a lax.scan of the conv steps measured 4.6×
-    slower per step than separate dispatches; see benchmarks/README.md.)
+    """`steps` train steps of configs/NAME.py per call, run as train.py runs them by default
+    (`scan_epoch='auto'`): one lax.scan dispatch over a device-resident set of `steps` batches
+    when train.py would scan (models without convolutions on CPU), otherwise one jitted,
+    state-donating step per batch already on the device. Either way the mesh and the step are
+    the library's own.
     """
 
     def __init__(self, name: str, batch: int, steps: int):
@@ -82,14 +82,24 @@ class JaxRunner:
         cost = self.step.lower(self.state, self.batches[0], self.rng).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
+        self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
+        if self.scan:
+            self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
+            self.dispatch = parallel.make_scan_dispatch(
+                step, mesh, jax.random.PRNGKey(1), batch, steps
+            )
+        self.steps = steps
 
     def run(self) -> float:
         """Seconds for `steps` steps."""
         import jax
 
         t = time.perf_counter()
-        for batch in self.batches:
-            self.state, metrics = self.step(self.state, batch, self.rng)
+        if self.scan:
+            self.state, metrics = self.dispatch(self.state, self.images, self.rng, self.steps)
+        else:
+            for batch in self.batches:
+                self.state, metrics = self.step(self.state, batch, self.rng)
         jax.block_until_ready((self.state, metrics))
         return time.perf_counter() - t
 
@@ -259,11 +269,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each side")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args(argv)
-    from jaxae import hostmem
+    from jaxae import tuning
 
-    # both sides run with it (one process): it spares XLA:CPU 21,000 page faults per conv_deep
-    # step and torch some too (README, attempt 5)
-    hostmem.reuse_freed_memory()
+    # as train.py does; the malloc setting applies to torch too (one process), sparing it some
+    # page faults as well (README, attempts 5 and 6)
+    tuning.for_training()
     try:
         import torch
     except ImportError:
@@ -281,7 +291,7 @@ def main(argv: list[str]) -> None:
     )
     print(
         f"{'model':<12} {'params':>9} {'jaxae img/s':>12} {'torch img/s':>12} {'ratio':>7} "
-        f"{'GFLOP/step':>11} {'% matmul':>9}"
+        f"{'GFLOP/step':>11} {'% matmul':>9} {'jaxae runs':>10}"
     )
     for name in args.models.split(","):
         jx, pt = JaxRunner(name, args.batch, args.steps), TorchRunner(name, args.batch, args.steps)
@@ -299,7 +309,8 @@ def main(argv: list[str]) -> None:
         share = jx.flops_per_step * jax_rate / args.batch / flop_rate
         print(
             f"{name:<12} {jx.params:>9,} {jax_rate:>12.0f} {torch_rate:>12.0f} "
-            f"{jax_rate / torch_rate:>6.2f}x {jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}%",
+            f"{jax_rate / torch_rate:>6.2f}x {jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}% "
+            f"{'lax.scan' if jx.scan else 'per step':>10}",
             flush=True,
         )
 

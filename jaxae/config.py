@@ -18,6 +18,7 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
 LIKELIHOODS = ("bernoulli", "gaussian")
 PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
+SCAN_MODES = ("auto", "on", "off")  # scan_epoch
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
@@ -51,7 +52,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.log_every = 50  # steps between train lines in metrics.jsonl / TensorBoard
     c.progress = True  # progress bar on stderr
     c.parallel = "jit"  # 'jit': SPMD over a device mesh; 'pmap': the same step under shard_map
-    c.scan_epoch = False  # True: dataset on the device(s) once, lax.scan over steps per dispatch
+    # 'on': dataset on the device(s) once, lax.scan over steps per dispatch; 'off': one step per
+    # dispatch from a host iterator; 'auto': 'on' unless convolutions on XLA:CPU (parallel.py)
+    c.scan_epoch = "auto"
     c.steps_per_dispatch = 0  # scan_epoch only: steps per dispatch; 0 = up to a whole epoch
 
     c.dataset = ml_collections.ConfigDict()
@@ -219,6 +222,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
     _choice(config.parallel, "parallel", PARALLEL_MODES)
+    _choice(config.scan_epoch, "scan_epoch", SCAN_MODES)
     _choice(config.schedule, "schedule", SCHEDULES)
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)

@@ -97,6 +97,18 @@ def conv_transpose_by_phases(
     return y[:, : out[0], : out[1]]
 
 
+def conv_transpose_by_depth_to_space(x: Array, kernel: Array) -> Array:
+    """`lax.conv_transpose` for kernel size = stride ('SAME' and 'VALID' agree then): the taps
+    never overlap, so it is one matmul x [B, h, w, C_in] @ [C_in, kh·kw·F] whose columns are
+    laid out as kh×kw output blocks: → [B, kh·h, kw·w, F]. No convolution in either direction.
+    """
+    b, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    flipped = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(c, kh * kw * f)
+    y = jnp.dot(x, flipped).reshape(b, h, w, kh, kw, f).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, h * kh, w * kw, f)
+
+
 def conv_transpose_by_overlap_add(
     x: Array, kernel: Array, strides: Sequence[int], padding: str = "SAME"
 ) -> Array:
@@ -231,8 +243,9 @@ class UpConv(nn.Module):
 
     The kernel [kh, kw, C_in, features] and bias live in this module (not in a child), so the
     body can use whichever form is fastest without changing the parameter tree or checkpoints:
-    one matmul and an overlap-add for tiny inputs (≤ OVERLAP_ADD_MAX_PIXELS), otherwise s_h·s_w
-    stride-1 phase convs. Output size: 'SAME' s·h, 'VALID' (h-1)·s + k.
+    one matmul and a depth-to-space reshape when kernel = stride, one matmul and an overlap-add
+    for tiny inputs (≤ OVERLAP_ADD_MAX_PIXELS), otherwise s_h·s_w stride-1 phase convs.
+    Output size: 'SAME' s·h, 'VALID' (h-1)·s + k.
     """
 
     features: int
@@ -245,7 +258,9 @@ class UpConv(nn.Module):
         kernel_shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), kernel_shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        if x.shape[1] * x.shape[2] <= OVERLAP_ADD_MAX_PIXELS:
+        if tuple(self.kernel_size) == tuple(self.strides):
+            y = conv_transpose_by_depth_to_space(x, kernel)
+        elif x.shape[1] * x.shape[2] <= OVERLAP_ADD_MAX_PIXELS:
             y = conv_transpose_by_overlap_add(x, kernel, self.strides, self.padding)
         else:
             y = conv_transpose_by_phases(x, kernel, self.strides, self.padding)

@@ -113,6 +113,22 @@ def make_scan_dispatch(
     )
 
 
+def use_scan_epoch(mode: str, params: Any, nbytes: int) -> bool:
+    """Whether train.py runs lax.scan epochs on a device-resident training set of `nbytes`.
+
+    mode 'on'/'off' decides (an 'on' that does not fit falls back to the host iterator); 'auto'
+    scans unless the model has convolutions (a kernel of rank > 2) and runs on XLA:CPU, whose
+    convolutions inside a while loop measured 2-10× slower per step than dispatched one by one,
+    while fully connected steps got 1.3-2× faster in a scan (benchmarks/README.md, attempt 7).
+    """
+    if mode == "off" or not fits_on_device(nbytes):
+        return False
+    if mode == "on":
+        return True
+    has_conv = any(leaf.ndim > 2 for leaf in jax.tree.leaves(params))
+    return not (has_conv and jax.default_backend() == "cpu")
+
+
 def fits_on_device(nbytes: int, fraction: float = 0.25) -> bool:
     """True when `nbytes` (one replica of the training set) is under `fraction` of the memory
     of the smallest local device. CPU devices report no limit: host memory holds the data anyway."""

@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 
 from jaxae import config as config_lib
-from jaxae import data, errors, figures, hostmem, models
+from jaxae import data, errors, figures, models, tuning
 
 plt = figures.plt
 
@@ -166,7 +166,7 @@ def _plot(result: dict, path: pathlib.Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    hostmem.reuse_freed_memory()  # before JAX's first computation; see jaxae/hostmem.py
+    tuning.for_training()  # before JAX starts its threads or compiles; see jaxae/tuning.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, help="a config file, e.g. configs/linear.py")
     parser.add_argument("--latents", required=True, help="code sizes, e.g. 2,4,8,16,32,64")

@@ -355,7 +355,7 @@ def _train_and_evaluate(
         step_fn = make_train_step(objective, tx, schedule)
     train_step = parallel.compile_step(step_fn, mesh)
     eval_step = jax.jit(make_eval_step(objective, image_shape))
-    on_device = config.scan_epoch and parallel.fits_on_device(ds.train_images.nbytes)
+    on_device = parallel.use_scan_epoch(config.scan_epoch, state.params, ds.train_images.nbytes)
     if on_device:  # the training set goes to the device(s) once; batches are gathered there
         dispatch = parallel.make_scan_dispatch(
             step_fn, mesh, data_key(config.seed), config.batch_size, steps_per_epoch

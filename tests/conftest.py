@@ -8,6 +8,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # so `configs.NAME` imports like train.py's config files do
 
+from jaxae import tuning  # noqa: E402
+
+# The process settings train.py applies, so runs in this process and `python train.py` runs
+# compute bit-identical results (the unrolled threefry fuses differently: same random bits,
+# different float rounding downstream).
+tuning.for_training()
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):

@@ -69,6 +69,29 @@ def test_conv_transpose_forms_equal_lax(impl, h, w, c, f, k, s, padding):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "h, w, c, f, k, padding",
+    [(14, 14, 16, 1, 2, "SAME"), (3, 5, 4, 3, 2, "VALID"), (4, 4, 3, 2, 3, "SAME")],
+)
+def test_depth_to_space_form_equals_lax_when_kernel_is_stride(h, w, c, f, k, padding):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, f))
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def plain(x, kernel):
+        return jax.lax.conv_transpose(x, kernel, (k, k), padding, dimension_numbers=dims)
+
+    def loss(op, x, kernel):
+        return jnp.sum(jnp.sin(op(x, kernel)))
+
+    fast = models.conv_transpose_by_depth_to_space
+    np.testing.assert_allclose(fast(x, kernel), plain(x, kernel), rtol=1e-5, atol=1e-4)
+    g_fast = jax.grad(loss, argnums=(1, 2))(fast, x, kernel)
+    g_plain = jax.grad(loss, argnums=(1, 2))(plain, x, kernel)
+    for a, b in zip(g_fast, g_plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
 @pytest.mark.parametrize("ceil", [False, True])
 def test_max_pool_equals_flax_max_pool(shape, ceil):

@@ -143,7 +143,7 @@ def test_batchnorm_statistics_are_those_of_the_global_batch(one_device_run, four
 
 def test_scan_epoch_equals_step_by_step_loop(one_device_run, tmp_path):
     workdir, summary = one_device_run
-    scanned = train.train_and_evaluate(config(scan_epoch=True), tmp_path)
+    scanned = train.train_and_evaluate(config(scan_epoch="on"), tmp_path)
     assert_close(params_of(tmp_path), params_of(workdir), rtol=1e-6, atol=1e-7)
     assert scanned["loss"] == pytest.approx(summary["loss"], rel=1e-6)
     logged = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -195,3 +195,18 @@ def test_unknown_parallel_mode_is_one_clear_error():
     assert mesh.axis_names == (parallel.AXIS,) and mesh.size == jax.device_count()
     with pytest.raises(ConfigError, match="'parallel' is 'pmapp'; choose one of jit, pmap"):
         train.train_and_evaluate(config(parallel="pmapp"), "/nonexistent/never-written")
+
+
+def test_scan_epoch_auto_scans_dense_models_but_not_convolutions_on_cpu():
+    dense = {"enc": {"kernel": np.zeros((784, 64)), "bias": np.zeros(64)}}
+    conv = {"enc": {"kernel": np.zeros((3, 3, 1, 16)), "bias": np.zeros(16)}}
+    assert jax.default_backend() == "cpu"
+    assert parallel.use_scan_epoch("auto", dense, 1000)
+    assert not parallel.use_scan_epoch("auto", conv, 1000)
+    assert parallel.use_scan_epoch("on", conv, 1000)
+    assert not parallel.use_scan_epoch("off", dense, 1000)
+
+
+def test_scan_epoch_refuses_a_mode_it_does_not_know(tmp_path):
+    with pytest.raises(ConfigError, match="scan_epoch.*auto, on, off"):
+        train.train_and_evaluate(config(scan_epoch="True"), tmp_path)
