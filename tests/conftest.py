@@ -36,6 +36,10 @@ def tiny_config(name: str, **overrides):
     config.num_steps = 6
     config.log_every = 2
     config.progress = False
+    # one compiled step instead of a scan per dispatch length: a tiny deep_fc run takes 11 s
+    # instead of 23 s. The scan path has its own tests (test_parallel: scan ≡ loop, the 'auto'
+    # rule; test_reliability's train.py runs scan deep_fc by default).
+    config.scan_epoch = "off"
     for key, value in overrides.items():
         target = config
         *parents, leaf = key.split(".")
