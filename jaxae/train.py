@@ -416,9 +416,19 @@ def _train_and_evaluate(
     # metrics of the last dispatch (steps first..last), fetched one dispatch late
     pending: tuple[int, int, Metrics] | None = None
     window: list[dict[str, float]] = []
-    train_time, train_images, timer = 0.0, 0, None
+    # training time: from the return of each dispatch (compilation done) until its metrics
+    # arrive, i.e. its execution; evaluation and checkpointing are not counted
+    train_time, train_images, timer, timed_images = 0.0, 0, None, 0
     last_eval: dict[str, float] | None = None
     last_saved = start_step
+
+    def clock_stop() -> None:
+        """Count the dispatch timed since `timer` as done (its metrics were just drained)."""
+        nonlocal train_time, train_images, timer
+        if timer is not None:
+            train_time += time.perf_counter() - timer
+            train_images += timed_images
+            timer = None
 
     def drain() -> None:
         """Fetch the pending step's metrics; stop on NaN/inf; log every `log_every` steps."""
@@ -457,20 +467,18 @@ def _train_and_evaluate(
             else:
                 state, device_metrics = train_step(state, next(batches), train_rng)
             drain()  # the previous dispatch's metrics, while this one runs
+            clock_stop()
             pending = (first, step, device_metrics)
-            now = time.perf_counter()
-            if timer is not None:
-                train_time += now - timer
-                train_images += config.batch_size * (step - first + 1)
+            timer, timed_images = time.perf_counter(), config.batch_size * (step - first + 1)
+            if train_time > 0:
                 bar.set_postfix(img_s=f"{train_images / train_time:.0f}", refresh=False)
-            timer = now
             bar.update(step - first + 1)
             checkpoint.seal_if_idle(mngr)
             is_eval = step % eval_every == 0 or step == total_steps
             is_ckpt = step % checkpoint_every == 0 or step == total_steps
             if is_eval or is_ckpt:
                 drain()
-                timer = None  # evaluation and saving are not training time
+                clock_stop()
             if is_eval:
                 last_eval = run_eval(step)
             if is_ckpt:
@@ -483,6 +491,7 @@ def _train_and_evaluate(
                     last_saved = step
                 raise guard.Interrupted(guard.stopped_message(stop, step, workdir), stop.signum)
         drain()
+        clock_stop()
     finally:
         bar.close()
         checkpoint.finish(mngr)

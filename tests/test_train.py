@@ -116,3 +116,10 @@ def test_nan_stops_training_naming_step_and_term(tmp_path):
     config = tiny_config("vanilla", learning_rate=1e12, optimizer="sgd", num_steps=30)
     with pytest.raises(train.TrainingDivergedError, match=r"at step \d+"):
         train.train_and_evaluate(config, tmp_path)
+
+
+def test_a_run_of_one_scan_dispatch_still_reports_its_speed(tmp_path):
+    # 4 steps = one epoch = one lax.scan dispatch: its execution time is the training time
+    config = tiny_config("vanilla", scan_epoch="on", num_steps=4)
+    summary = train.train_and_evaluate(config, tmp_path)
+    assert summary["images_per_second"] > 0
