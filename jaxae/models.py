@@ -97,14 +97,21 @@ def conv_transpose_by_phases(
     return y[:, : out[0], : out[1]]
 
 
+def _tap_matrix(kernel: Array) -> Array:
+    """kernel [kh, kw, C_in, F] → [C_in, kh·kw·F], taps flipped: x @ it gives, for every input
+    pixel, its contribution to each of the kh×kw output pixels a transposed conv spreads it to."""
+    kh, kw, c, f = kernel.shape
+    return kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(c, kh * kw * f)
+
+
 def conv_transpose_by_depth_to_space(x: Array, kernel: Array) -> Array:
     """`lax.conv_transpose` for kernel size = stride ('SAME' and 'VALID' agree then): the taps
     never overlap, so it is one matmul x [B, h, w, C_in] @ [C_in, kh·kw·F] whose columns are
     laid out as kh×kw output blocks: → [B, kh·h, kw·w, F]. No convolution in either direction.
     """
-    b, h, w, c = x.shape
+    b, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
-    flipped = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(c, kh * kw * f)
+    flipped = _tap_matrix(kernel)
     y = jnp.dot(x, flipped).reshape(b, h, w, kh, kw, f).transpose(0, 1, 3, 2, 4, 5)
     return y.reshape(b, h * kh, w * kw, f)
 
@@ -121,13 +128,13 @@ def conv_transpose_by_overlap_add(
     phase convs), whose weight gradient the phase convs leave to XLA:CPU's slow kernel-gradient
     convolution; for larger inputs the strided overlap-add's gradient is slower (UpConv picks).
     """
-    b, h, w, c = x.shape
+    b, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
     (sh, sw), zero = tuple(strides), jnp.zeros((), x.dtype)
     (lo_h, hi_h), (lo_w, hi_w) = lax_padding(kh, sh, padding), lax_padding(kw, sw, padding)
     out_h, out_w = (h - 1) * sh + lo_h + hi_h - kh + 2, (w - 1) * sw + lo_w + hi_w - kw + 2
     full_h, full_w = (h - 1) * sh + kh, (w - 1) * sw + kw
-    flipped = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(c, kh * kw * f)
+    flipped = _tap_matrix(kernel)
     taps = jnp.dot(x, flipped).reshape(b, h, w, kh, kw, f)
     full = sum(
         jax.lax.pad(
