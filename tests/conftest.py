@@ -23,6 +23,18 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("JAXAE_NO_DOWNLOAD", "1")
 
 
+def assert_trees_equal(a, b):
+    """Same tree structure and bit-identical leaves."""
+    import jax
+    import numpy as np
+
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def tiny_config(name: str, **overrides):
     """configs/NAME.py on a small synthetic dataset, a few steps, no progress bar."""
     import importlib

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_trees_equal, tiny_config
 
 from jaxae import checkpoint, guard, objectives, train
 from jaxae.metrics import read
@@ -27,14 +27,6 @@ def _state(workdir, step=None):
     mngr = checkpoint.manager(workdir, read_only=True)
     state, _ = checkpoint.restore(mngr, mngr.latest_step() if step is None else step)
     return jax.tree.map(np.asarray, state)
-
-
-def _assert_trees_equal(a, b):
-    leaves_a, tree_a = jax.tree.flatten(a)
-    leaves_b, tree_b = jax.tree.flatten(b)
-    assert tree_a == tree_b
-    for x, y in zip(leaves_a, leaves_b, strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 def _files(directory):
@@ -140,7 +132,7 @@ def test_killed_and_terminated_runs_resume_to_identical_parameters(tmp_path):
     reference = tmp_path / "reference"  # the same command, never interrupted
     _, stderr = _start(reference).communicate(timeout=300)
     assert "Traceback" not in stderr, stderr
-    _assert_trees_equal(_state(reference, 20), _state(workdir, 20))
+    assert_trees_equal(_state(reference, 20), _state(workdir, 20))
     steps = [r["step"] for r in read(workdir / "metrics.jsonl") if r["split"] == "train"]
     assert steps == list(range(1, 21))  # the log continues where each run stopped, no repeats
 
@@ -192,7 +184,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(
     out, err = capfd.readouterr()
     assert "warning: checkpoint step 4 is damaged" in err and "from step 3" in out
     assert summary["steps"] == 4
-    _assert_trees_equal(_state(original, 4), _state(workdir, 4))  # step 4 redone, identically
+    assert_trees_equal(_state(original, 4), _state(workdir, 4))  # step 4 redone, identically
     assert _files(workdir / "damaged_checkpoints" / "4") == damaged  # kept aside, not deleted
     for step in (2, 3):  # the good ones are untouched
         assert _files(workdir / "checkpoints" / str(step)) == good[step]

@@ -5,7 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import assert_trees_equal, tiny_config
 
 from jaxae import checkpoint, train
 from jaxae.metrics import read
@@ -16,14 +16,6 @@ def _params(workdir):
     mngr = checkpoint.manager(workdir, read_only=True)
     state, _ = checkpoint.restore(mngr, mngr.latest_step())
     return jax.tree.map(np.asarray, state["params"])
-
-
-def _assert_trees_equal(a, b):
-    leaves_a, tree_a = jax.tree.flatten(a)
-    leaves_b, tree_b = jax.tree.flatten(b)
-    assert tree_a == tree_b
-    for x, y in zip(leaves_a, leaves_b, strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def test_workdir_holds_every_file_of_the_contract(deep_fc_run):
 def test_same_seed_gives_identical_parameters(deep_fc_run, tmp_path):
     config, workdir, _ = deep_fc_run
     train.train_and_evaluate(config, tmp_path)
-    _assert_trees_equal(_params(workdir), _params(tmp_path))
+    assert_trees_equal(_params(workdir), _params(tmp_path))
 
 
 def test_different_seed_gives_different_parameters(deep_fc_run, tmp_path):
@@ -75,7 +67,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(deep_fc_run, tmp_path)
     assert checkpoint.manager(tmp_path, read_only=True).latest_step() == 3
     summary = train.train_and_evaluate(config, tmp_path)  # same command as the full run
     assert summary["steps"] == 6
-    _assert_trees_equal(_params(workdir), _params(tmp_path))
+    assert_trees_equal(_params(workdir), _params(tmp_path))
     steps = [r["step"] for r in read(tmp_path / "metrics.jsonl") if r["split"] == "train"]
     assert steps == sorted(set(steps))  # the resumed log continues, never repeats a step
 
@@ -92,7 +84,7 @@ def test_save_restore_roundtrip_is_identical(tmp_path):
     checkpoint.save(mngr, 7, state, {"note": "x"}, eval_loss=0.5)
     mngr.wait_until_finished()
     restored, meta = checkpoint.restore(mngr, 7, jax.eval_shape(lambda: state))
-    _assert_trees_equal(jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, restored))
+    assert_trees_equal(jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, restored))
     assert meta["note"] == "x" and meta["step"] == 7
     assert mngr.best_step() == 7
 
