@@ -8,6 +8,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Array = jax.Array
 ImageShape = tuple[int, int, int]  # (H, W, C)
@@ -26,20 +27,62 @@ OVERLAP_ADD_MAX_PIXELS = 16
 # Small helpers
 
 
-def max_pool_2x2(x: Array, *, ceil: bool = False) -> Array:
+POOL_FORMS = ("corners", "reduce")
+
+
+def max_pool_2x2(x: Array, *, ceil: bool = False, form: str = "corners") -> Array:
     """2×2 max-pool, stride 2: x [B, H, W, C] → [B, ⌊H/2⌋, ⌊W/2⌋, C] (ceil=True: ⌈H/2⌉, ⌈W/2⌉).
 
-    The same values as `nn.max_pool` (odd edges padded with -inf for ceil), by reshape and max:
-    on CPU its gradient is ~10× faster than reduce_window's select-and-scatter. Ties share
-    the gradient equally instead of all going to the first maximum.
+    The same values as `nn.max_pool` (odd edges padded with -inf for ceil), in one of two forms
+    that are each much faster on CPU than reduce_window's select-and-scatter gradient:
+    'corners': elementwise maximum of the four window corners with a custom gradient that goes
+    to the first maximum of each window in row-major order, exactly as `nn.max_pool` and
+    PyTorch do, ties included; 'reduce': reshape and max, whose autodiff gradient splits ties
+    equally. Which is faster depends on the neighbours (benchmarks/README.md, attempt 9).
     """
+    _check_choice("max_pool_2x2", "form", form, POOL_FORMS)
     b, h, w, c = x.shape
     if ceil:
         x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)
     else:
         x = x[:, : h - h % 2, : w - w % 2]
-    h2, w2 = x.shape[1] // 2, x.shape[2] // 2
-    return x.reshape(b, h2, 2, w2, 2, c).max(axis=(2, 4))
+    if form == "corners":
+        return _max_pool_corners(x)
+    return x.reshape(b, x.shape[1] // 2, 2, x.shape[2] // 2, 2, c).max(axis=(2, 4))
+
+
+def _corners(x: Array) -> tuple[Array, Array, Array, Array]:
+    """The four corners of every 2×2 window of x [B, 2h, 2w, C], row-major: 4 × [B, h, w, C]."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // 2, 2, w // 2, 2, c)
+    return x[:, :, 0, :, 0], x[:, :, 0, :, 1], x[:, :, 1, :, 0], x[:, :, 1, :, 1]
+
+
+@jax.custom_vjp
+def _max_pool_corners(x: Array) -> Array:
+    a, b, c, d = _corners(x)
+    return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d))
+
+
+def _max_pool_corners_fwd(x: Array) -> tuple[Array, tuple[Array, Array]]:
+    y = _max_pool_corners(x)
+    return y, (x, y)
+
+
+def _max_pool_corners_bwd(residuals: tuple[Array, Array], g: Array) -> tuple[Array]:
+    x, y = residuals
+    a, b, c, _ = _corners(x)
+    # row-major index 0..3 of each window's first maximum, then one select at full resolution
+    first = jnp.where(a == y, 0, jnp.where(b == y, 1, jnp.where(c == y, 2, 3))).astype(jnp.int8)
+    corner = (2 * lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2)) + lax.broadcasted_iota(
+        jnp.int8, (1, 1, 2, 1, 2, 1), 4
+    )
+    take = corner == first[:, :, None, :, None, :]
+    dx = jnp.where(take, g[:, :, None, :, None, :], jnp.zeros((), g.dtype))
+    return (dx.reshape(x.shape),)
+
+
+_max_pool_corners.defvjp(_max_pool_corners_fwd, _max_pool_corners_bwd)
 
 
 def _phase_taps(k: int, s: int, pad_lo: int, r: int) -> tuple[list[int], int]:
@@ -300,7 +343,10 @@ class DownBlock(nn.Module):
         if self.batch_norm:
             x = _batch_norm(self.bn_axis_name)(x, use_running_average=not train)
         if self.downsample == "maxpool":
-            x = max_pool_2x2(x, ceil=self.ceil)
+            # after BatchNorm the reduce form measured faster on the whole step, without it the
+            # corner form (benchmarks/README.md, attempt 9); both give nn.max_pool's values
+            form = "reduce" if self.batch_norm else "corners"
+            x = max_pool_2x2(x, ceil=self.ceil, form=form)
         return x
 
 

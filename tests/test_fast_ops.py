@@ -92,20 +92,45 @@ def test_depth_to_space_form_equals_lax_when_kernel_is_stride(h, w, c, f, k, pad
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
-@pytest.mark.parametrize("ceil", [False, True])
-def test_max_pool_equals_flax_max_pool(shape, ceil):
-    # continuous random values: no ties, so even the gradients must agree exactly
-    x = jax.random.normal(jax.random.PRNGKey(2), shape)
+def _pools(ceil, form):
     padding = "SAME" if ceil else "VALID"
 
     def fast(x):
-        return models.max_pool_2x2(x, ceil=ceil)
+        return models.max_pool_2x2(x, ceil=ceil, form=form)
 
     def plain(x):
         return nn.max_pool(x, (2, 2), strides=(2, 2), padding=padding)
 
+    def grad(pool):  # distinct nonzero weights per output, so every routed gradient shows
+        def loss(x):
+            y = pool(x)
+            return jnp.sum(jnp.cos(y) + y * jnp.arange(1, y.size + 1).reshape(y.shape))
+
+        return jax.jit(jax.grad(loss))
+
+    return fast, plain, grad
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("form", models.POOL_FORMS)
+def test_max_pool_equals_flax_max_pool(shape, ceil, form):
+    # continuous random values: no ties, so both forms' gradients must agree exactly
+    x = jax.random.normal(jax.random.PRNGKey(2), shape)
+    fast, plain, grad = _pools(ceil, form)
     np.testing.assert_array_equal(jax.jit(fast)(x), jax.jit(plain)(x))
-    g_fast = jax.jit(jax.grad(lambda x: jnp.sum(jnp.cos(fast(x)))))(x)
-    g_plain = jax.jit(jax.grad(lambda x: jnp.sum(jnp.cos(plain(x)))))(x)
-    np.testing.assert_allclose(g_fast, g_plain, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad(fast)(x), grad(plain)(x), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+def test_max_pool_corners_gives_ties_to_the_first_maximum_like_flax(ceil):
+    # rounded values and ReLU zeros: most windows hold ties, in every position
+    x = jnp.maximum(jnp.round(jax.random.normal(jax.random.PRNGKey(3), (2, 9, 8, 5))), 0.0)
+    fast, plain, grad = _pools(ceil, "corners")
+    np.testing.assert_array_equal(jax.jit(fast)(x), jax.jit(plain)(x))
+    np.testing.assert_array_equal(grad(fast)(x), grad(plain)(x))
+
+
+def test_max_pool_rejects_an_unknown_form():
+    with pytest.raises(ValueError, match="form must be one of corners, reduce"):
+        models.max_pool_2x2(jnp.zeros((1, 4, 4, 1)), form="mean")
