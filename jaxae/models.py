@@ -8,7 +8,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
+import numpy as np
 
 Array = jax.Array
 ImageShape = tuple[int, int, int]  # (H, W, C)
@@ -74,9 +74,7 @@ def _max_pool_corners_bwd(residuals: tuple[Array, Array], g: Array) -> tuple[Arr
     a, b, c, _ = _corners(x)
     # row-major index 0..3 of each window's first maximum, then one select at full resolution
     first = jnp.where(a == y, 0, jnp.where(b == y, 1, jnp.where(c == y, 2, 3))).astype(jnp.int8)
-    corner = (2 * lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2)) + lax.broadcasted_iota(
-        jnp.int8, (1, 1, 2, 1, 2, 1), 4
-    )
+    corner = np.arange(4, dtype=np.int8).reshape(1, 1, 2, 1, 2, 1)  # [B, h, 2, w, 2, C] order
     take = corner == first[:, :, None, :, None, :]
     dx = jnp.where(take, g[:, :, None, :, None, :], jnp.zeros((), g.dtype))
     return (dx.reshape(x.shape),)
