@@ -72,22 +72,23 @@ class JaxRunner:
         step = train.make_train_step(objective, tx, schedule)
         mesh = parallel.make_mesh()
         images = np.random.default_rng(0).integers(0, 256, (steps, batch, *image_shape), np.uint8)
-        sharding = NamedSharding(mesh, P(parallel.AXIS))
-        self.batches = [jax.device_put(b, sharding) for b in images]
-        replicated = NamedSharding(mesh, P())
+        sharding, replicated = NamedSharding(mesh, P(parallel.AXIS)), NamedSharding(mesh, P())
         self.state = jax.device_put(train.init_state(model, tx, image_shape, 0), replicated)
         self.params = models.count_params(self.state.params)
         self.rng = jax.device_put(jax.random.PRNGKey(0), replicated)
         self.step = parallel.compile_step(step, mesh)
-        cost = self.step.lower(self.state, self.batches[0], self.rng).compile().cost_analysis()
+        one_batch = jax.ShapeDtypeStruct(images.shape[1:], images.dtype, sharding=sharding)
+        cost = self.step.lower(self.state, one_batch, self.rng).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
         self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
-        if self.scan:
+        if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
             self.dispatch = parallel.make_scan_dispatch(
                 step, mesh, jax.random.PRNGKey(1), batch, steps
             )
+        else:
+            self.batches = [jax.device_put(b, sharding) for b in images]
         self.steps = steps
 
     def run(self) -> float:
