@@ -1,4 +1,4 @@
-"""Process-wide settings that make training on XLA:CPU faster without changing any number.
+"""Process-wide settings that make training on XLA:CPU faster with the same math.
 
 `for_training()` applies both; `train.py`, `jaxae.sweep` and the benchmarks call it first thing,
 before JAX compiles or runs anything. A library import never does: they change the process.
@@ -12,7 +12,8 @@ before JAX compiles or runs anything. A library import never does: they change t
 - `unroll_threefry()`: JAX lowers the threefry2x32 hash (every jax.random call: dropout masks,
   fold_in, VAE noise) to a 5-iteration while loop on CPU and to straight-line code elsewhere.
   The loop costs thunks and copies each iteration; the straight-line form computes the same
-  bits (tests/test_tuning.py) and made the deep_fc step 19% faster.
+  bits (tests/test_tuning.py) and made the deep_fc step 19% faster. XLA then fuses the ops
+  around it differently, so float results may differ in the last bits from an untuned run.
 
 Measurements: benchmarks/README.md, attempts 5 and 6.
 """
