@@ -66,7 +66,7 @@ def main() -> None:
         row(name + " phases", phases, x, w)
     x = jax.random.normal(key, (BATCH, 28, 28, 16))
     row("maxpool 2x2 28x28x16 reduce_window", lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)
-    row("maxpool 2x2 28x28x16 reshape+max", lambda x: models.max_pool_2x2(x), x)
+    row("maxpool 2x2 28x28x16 corners (models)", lambda x: models.max_pool_2x2(x), x)
     for c_in, f in [(1, 16), (16, 1)]:
         x = jax.random.normal(key, (BATCH, 28, 28, c_in))
         w = jax.random.normal(key, (3, 3, c_in, f))

@@ -27,28 +27,24 @@ OVERLAP_ADD_MAX_PIXELS = 16
 # Small helpers
 
 
-POOL_FORMS = ("corners", "reduce")
-
-
-def max_pool_2x2(x: Array, *, ceil: bool = False, form: str = "corners") -> Array:
+def max_pool_2x2(x: Array, *, ceil: bool = False) -> Array:
     """2×2 max-pool, stride 2: x [B, H, W, C] → [B, ⌊H/2⌋, ⌊W/2⌋, C] (ceil=True: ⌈H/2⌉, ⌈W/2⌉).
 
-    The same values as `nn.max_pool` (odd edges padded with -inf for ceil), in one of two forms
-    that are each much faster on CPU than reduce_window's select-and-scatter gradient:
-    'corners': elementwise maximum of the four window corners with a custom gradient that goes
-    to the first maximum of each window in row-major order, exactly as `nn.max_pool` and
-    PyTorch do, ties included; 'reduce': reshape and max, whose autodiff gradient splits ties
-    equally. Which is faster depends on the neighbours (benchmarks/README.md, attempt 9).
+    The same values and gradients as `nn.max_pool` (odd edges padded with -inf for ceil), much
+    faster on CPU than reduce_window's select-and-scatter gradient: the elementwise maximum of
+    the four window corners, with a custom gradient that goes to the first maximum of each
+    window in row-major order, exactly as `nn.max_pool` and PyTorch do, ties included.
+
+    Not reshape-and-max: XLA:CPU compiled that form's autodiff gradient (which compares the
+    input with the maximum) wrongly after BatchNorm, off by up to 50% in conv_deep's encoder
+    gradients against float64 (tests/test_fast_ops.py, benchmarks/README.md attempt 11).
     """
-    _check_choice("max_pool_2x2", "form", form, POOL_FORMS)
     b, h, w, c = x.shape
     if ceil:
         x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)
     else:
         x = x[:, : h - h % 2, : w - w % 2]
-    if form == "corners":
-        return _max_pool_corners(x)
-    return x.reshape(b, x.shape[1] // 2, 2, x.shape[2] // 2, 2, c).max(axis=(2, 4))
+    return _max_pool_corners(x)
 
 
 def _corners(x: Array) -> tuple[Array, Array, Array, Array]:
@@ -341,10 +337,7 @@ class DownBlock(nn.Module):
         if self.batch_norm:
             x = _batch_norm(self.bn_axis_name)(x, use_running_average=not train)
         if self.downsample == "maxpool":
-            # after BatchNorm the reduce form measured faster on the whole step, without it the
-            # corner form (benchmarks/README.md, attempt 9); both give nn.max_pool's values
-            form = "reduce" if self.batch_norm else "corners"
-            x = max_pool_2x2(x, ceil=self.ceil, form=form)
+            x = max_pool_2x2(x, ceil=self.ceil)
         return x
 
 
