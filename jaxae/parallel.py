@@ -17,6 +17,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxae import tuning
+
 AXIS = "data"  # the mesh axis the batch is split over
 MODES = ("jit", "pmap")
 
@@ -58,13 +60,17 @@ def shard_step(step: Step, mesh: Mesh) -> Step:
 
 
 def compile_step(step: Step, mesh: Mesh) -> Step:
-    """jit with the batch split over the mesh, state and metrics replicated, state donated."""
+    """jit with the batch split over the mesh, state and metrics replicated, state donated.
+
+    Compiled with tuning.step_compiler_options() (XLA's own convolutions on CPU).
+    """
     replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     return jax.jit(
         step,
         in_shardings=(replicated, batch, replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
+        compiler_options=tuning.step_compiler_options(),
     )
 
 
@@ -110,6 +116,7 @@ def make_scan_dispatch(
         out_shardings=(replicated, replicated),
         static_argnums=3,
         donate_argnums=0,
+        compiler_options=tuning.step_compiler_options(),
     )
 
 

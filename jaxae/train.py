@@ -33,6 +33,7 @@ from jaxae import (
     optim,
     parallel,
     pretrain,
+    tuning,
     vae,
 )
 from jaxae import config as config_lib
@@ -354,7 +355,9 @@ def _train_and_evaluate(
     else:
         step_fn = make_train_step(objective, tx, schedule)
     train_step = parallel.compile_step(step_fn, mesh)
-    eval_step = jax.jit(make_eval_step(objective, image_shape))
+    eval_step = jax.jit(
+        make_eval_step(objective, image_shape), compiler_options=tuning.step_compiler_options()
+    )
     on_device = parallel.use_scan_epoch(config.scan_epoch, state.params, ds.train_images.nbytes)
     if on_device:  # the training set goes to the device(s) once; batches are gathered there
         dispatch = parallel.make_scan_dispatch(

@@ -1,7 +1,9 @@
-"""Process-wide settings that make training on XLA:CPU faster with the same math.
+"""Settings that make training on XLA:CPU faster with the same math.
 
-`for_training()` applies both; `train.py`, `jaxae.sweep` and the benchmarks call it first thing,
-before JAX compiles or runs anything. A library import never does: they change the process.
+Two are process-wide: `for_training()` applies both; `train.py`, `jaxae.sweep` and the
+benchmarks call it first thing, before JAX compiles or runs anything. A library import never
+does: they change the process. One is per compilation: `step_compiler_options()`, which the
+train and eval steps are always compiled with (parallel.compile_step, train.py).
 
 - `reuse_freed_memory()`: XLA:CPU allocates each execution's temporaries as one block (88 MB
   for a conv_deep step at batch 128) with posix_memalign on a worker thread. glibc serves a
@@ -14,14 +16,18 @@ before JAX compiles or runs anything. A library import never does: they change t
   The loop costs thunks and copies each iteration; the straight-line form computes the same
   bits (tests/test_tuning.py) and made the deep_fc step 19% faster. XLA then fuses the ops
   around it differently, so float results may differ in the last bits from an untuned run.
+- `step_compiler_options()`: XLA:CPU hands convolutions to YNNPACK by default; its kernels
+  were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
+  so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
 
-Measurements: benchmarks/README.md, attempts 5 and 6.
+Measurements: benchmarks/README.md, attempts 5, 6 and 11.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 # mallopt parameters, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -65,3 +71,28 @@ def unroll_threefry() -> bool:
 def for_training() -> dict[str, bool]:
     """Both settings; which ones took effect."""
     return {"reuse_freed_memory": reuse_freed_memory(), "unroll_threefry": unroll_threefry()}
+
+
+# XLA:CPU's default YNNPACK fusion kinds are individual dots, individual convolutions and
+# reductions (compiled HLO compared with each combination); this drops the convolutions.
+YNN_FUSION_TYPES = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+
+
+@functools.cache
+def step_compiler_options() -> dict[str, str]:
+    """XLA compile options for the train and eval steps: {} off CPU or where this XLA lacks them.
+
+    Probed once per process with a tiny compilation, so a jaxlib that renames the option
+    compiles the steps with XLA's defaults instead of failing.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if jax.default_backend() != "cpu":
+        return {}
+    options = {"xla_cpu_experimental_ynn_fusion_type": YNN_FUSION_TYPES}
+    try:
+        jax.jit(jnp.negative).lower(jnp.zeros(1)).compile(compiler_options=options)
+    except jax.errors.JaxRuntimeError:  # "No such compile option" in other XLA versions
+        return {}
+    return options

@@ -1,6 +1,7 @@
 """tuning.reuse_freed_memory: XLA:CPU's large per-execution buffers stop page-faulting."""
 
 import platform
+import re
 import subprocess
 import sys
 import textwrap
@@ -79,3 +80,50 @@ def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
     default, tuned = run(RANDOM_SCRIPT, "default").split(), run(RANDOM_SCRIPT, "tuned").split()
     assert default[:2] == tuned[:2]  # the same dropout mask and normal noise, bit for bit
     assert default[2] == "True" and tuned[2] == "False"
+
+
+def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
+    """On CPU the steps compile convolutions with XLA's own kernels, not YNNPACK's; the
+    gradients of conv_deep (convs, phase transposed convs, BatchNorm, max-pool) agree."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxae import models, tuning
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the options are for XLA:CPU")
+    options = tuning.step_compiler_options()
+    assert options  # this jaxlib accepts them; a rename would silently drop the speed-up
+    model = models.create_model("conv_deep")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
+    variables = model.init(jax.random.PRNGKey(1), x, train=False)
+
+    def loss(params, x):
+        (logits, _), _ = model.apply(
+            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+        )
+        return jnp.mean((jax.nn.sigmoid(logits) - x) ** 2)
+
+    grad = jax.value_and_grad(loss)
+    args = (variables["params"], x)
+    default = jax.jit(grad).lower(*args).compile()
+    tuned = jax.jit(grad, compiler_options=options).lower(*args).compile()
+
+    def ynn_convolutions(compiled) -> int:
+        """How many YNNPACK fusions of the compiled program are a convolution (their root)."""
+        blocks = compiled.as_text().split("\n\n")
+        ynn = {m[1] for b in blocks for m in re.finditer(r"calls=(%[\w.-]+).*__ynn_fusion", b)}
+        return sum(
+            "ROOT" in b and " convolution(" in b.split("ROOT", 1)[1].split("\n", 1)[0]
+            for b in blocks
+            if b.split(" ", 1)[0] in ynn
+        )
+
+    # by default YNNPACK runs the convolutions (forward, input and weight gradients)
+    assert ynn_convolutions(default) >= 10, ynn_convolutions(default)
+    assert ynn_convolutions(tuned) == 0
+    (l0, g0), (l1, g1) = default(*args), tuned(*args)
+    np.testing.assert_allclose(l0, l1, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
