@@ -153,7 +153,7 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     jitted = jax.jit(grad, compiler_options=tuning.step_compiler_options())(variables["params"], x)
     with jax.enable_x64(True), jax.disable_jit():
         as64 = jax.tree.map(lambda a: np.asarray(a, np.float64), (variables["params"], x))
-        reference = grad(*as64)
+        reference = jax.tree.map(np.asarray, grad(*as64))  # numpy float64 from here on
     for path, a, b in zip(
         jax.tree_util.tree_flatten_with_path(reference)[0],
         jax.tree.leaves(jitted),
