@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import train_mode_loss
 
 from jaxae import models
 
@@ -139,20 +140,11 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     """
     from jaxae import tuning
 
-    model = models.create_model(name)
-    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
-    variables = model.init(jax.random.PRNGKey(1), x, train=False)
-
-    def loss(params, x):
-        (logits, _), _ = model.apply(
-            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
-        )
-        return jnp.mean((jax.nn.sigmoid(logits) - x) ** 2)
-
+    loss, args = train_mode_loss(name)
     grad = jax.grad(loss)
-    jitted = jax.jit(grad, compiler_options=tuning.step_compiler_options())(variables["params"], x)
+    jitted = jax.jit(grad, compiler_options=tuning.step_compiler_options())(*args)
     with jax.enable_x64(True), jax.disable_jit():
-        as64 = jax.tree.map(lambda a: np.asarray(a, np.float64), (variables["params"], x))
+        as64 = jax.tree.map(lambda a: np.asarray(a, np.float64), args)
         reference = jax.tree.map(np.asarray, grad(*as64))  # numpy float64 from here on
     for path, a, b in zip(
         jax.tree_util.tree_flatten_with_path(reference)[0],

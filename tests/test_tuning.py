@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import train_mode_loss
 
 # Runs a jitted function whose 64 MB intermediate is a fresh XLA temp buffer on every call,
 # and prints the minor page faults of 5 calls (after 3 warm-up calls).
@@ -86,27 +87,16 @@ def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
     """On CPU the steps compile convolutions with XLA's own kernels, not YNNPACK's; the
     gradients of conv_deep (convs, phase transposed convs, BatchNorm, max-pool) agree."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    from jaxae import models, tuning
+    from jaxae import tuning
 
     if jax.default_backend() != "cpu":
         pytest.skip("the options are for XLA:CPU")
     options = tuning.step_compiler_options()
     assert options  # this jaxlib accepts them; a rename would silently drop the speed-up
-    model = models.create_model("conv_deep")
-    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
-    variables = model.init(jax.random.PRNGKey(1), x, train=False)
-
-    def loss(params, x):
-        (logits, _), _ = model.apply(
-            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
-        )
-        return jnp.mean((jax.nn.sigmoid(logits) - x) ** 2)
-
+    loss, args = train_mode_loss("conv_deep")
     grad = jax.value_and_grad(loss)
-    args = (variables["params"], x)
     default = jax.jit(grad).lower(*args).compile()
     tuned = jax.jit(grad, compiler_options=options).lower(*args).compile()
 
