@@ -3,7 +3,8 @@
     python benchmarks/ops.py
 
 Plain XLA ops (lax.conv_transpose, reduce_window max-pool) next to the formulations models.py
-uses (one stride-1 conv per output phase, reshape-and-max), and the C=1 input/output convs.
+uses (one stride-1 conv per output phase, the four-corner max-pool), and the C=1 input/output
+convs, all compiled with the train step's options (tuning.step_compiler_options).
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jaxae import models  # noqa: E402
+from jaxae import models, tuning  # noqa: E402
 
 BATCH = 128
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def milliseconds(f, *args, reps: int = 7) -> float:
-    """Median wall time of jit(f)(*args), compilation excluded."""
-    f = jax.jit(f)
+    """Median wall time of jit(f)(*args), compiled as the train step is, compilation excluded."""
+    f = jax.jit(f, compiler_options=tuning.step_compiler_options())
     jax.block_until_ready(f(*args))
     times = []
     for _ in range(reps):
