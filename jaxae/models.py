@@ -36,7 +36,7 @@ def max_pool_2x2(x: Array, *, ceil: bool = False) -> Array:
     window in row-major order, exactly as `nn.max_pool` and PyTorch do, ties included.
 
     Not reshape-and-max: XLA:CPU compiled that form's autodiff gradient (which compares the
-    input with the maximum) wrongly after BatchNorm, off by up to 50% in conv_deep's encoder
+    input with the maximum) wrongly after BatchNorm, off by up to 48% in conv_deep's encoder
     gradients against float64 (tests/test_fast_ops.py, benchmarks/README.md attempt 11).
     """
     b, h, w, c = x.shape

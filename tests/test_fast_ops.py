@@ -136,7 +136,7 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     """The whole jitted gradient (with the steps' compile options) against op-by-op float64.
 
     conv_deep's reshape-and-max pool after BatchNorm failed this: XLA:CPU compiled its
-    gradient off by up to 50% in the encoder, while op-by-op float32 matched float64.
+    gradient off by up to 48% in the encoder, while op-by-op float32 matched float64.
     """
     from jaxae import tuning
 
