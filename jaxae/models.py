@@ -54,29 +54,26 @@ def _corners(x: Array) -> tuple[Array, Array, Array, Array]:
     return x[:, :, 0, :, 0], x[:, :, 0, :, 1], x[:, :, 1, :, 0], x[:, :, 1, :, 1]
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _max_pool_corners(x: Array) -> Array:
     a, b, c, d = _corners(x)
     return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d))
 
 
-def _max_pool_corners_fwd(x: Array) -> tuple[Array, tuple[Array, Array]]:
+@_max_pool_corners.defjvp
+def _max_pool_corners_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+    # A JVP rule, not a VJP one, so that forward mode (jax.jvp, jacfwd: the contractive
+    # penalties) works too; reverse mode transposes it into one select at full resolution.
+    (x,), (dx,) = primals, tangents
     y = _max_pool_corners(x)
-    return y, (x, y)
-
-
-def _max_pool_corners_bwd(residuals: tuple[Array, Array], g: Array) -> tuple[Array]:
-    x, y = residuals
     a, b, c, _ = _corners(x)
-    # row-major index 0..3 of each window's first maximum, then one select at full resolution
+    # row-major index 0..3 of each window's first maximum; the tangent is taken from there
     first = jnp.where(a == y, 0, jnp.where(b == y, 1, jnp.where(c == y, 2, 3))).astype(jnp.int8)
     corner = np.arange(4, dtype=np.int8).reshape(1, 1, 2, 1, 2, 1)  # [B, h, 2, w, 2, C] order
     take = corner == first[:, :, None, :, None, :]
-    dx = jnp.where(take, g[:, :, None, :, None, :], jnp.zeros((), g.dtype))
-    return (dx.reshape(x.shape),)
-
-
-_max_pool_corners.defvjp(_max_pool_corners_fwd, _max_pool_corners_bwd)
+    n, h, w, ch = y.shape
+    windows = dx.reshape(n, h, 2, w, 2, ch)
+    return y, jnp.sum(jnp.where(take, windows, jnp.zeros((), dx.dtype)), axis=(2, 4))
 
 
 def _phase_taps(k: int, s: int, pad_lo: int, r: int) -> tuple[list[int], int]:

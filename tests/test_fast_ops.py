@@ -155,3 +155,12 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
         scale = float(np.abs(b).max())
         err = float(np.abs(np.asarray(a, np.float64) - b).max())
         assert err <= 1e-4 * scale, (jax.tree_util.keystr(path[0]), err, scale)
+
+
+def test_max_pool_forward_mode_equals_flax_max_pool():
+    # jax.jvp and jacfwd work through the pool (the contractive penalties use them)
+    x = jax.random.normal(jax.random.PRNGKey(4), (2, 6, 6, 3))
+    v = jax.random.normal(jax.random.PRNGKey(5), x.shape)
+    fast, plain, _ = _pools(False)
+    for a, b in zip(jax.jvp(fast, (x,), (v,)), jax.jvp(plain, (x,), (v,)), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -388,3 +388,23 @@ def test_create_model_turns_lists_into_tuples():
     model = models.create_model("conv_deep", image_shape=[32, 32, 3], features=[8, 16, 32])
     assert model.image_shape == (32, 32, 3) and model.features == (8, 16, 32)
     hash(model)  # usable as a static argument
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_forward_mode_agrees_with_reverse_mode_through_every_encoder(name):
+    """<J v, u> = <v, Jᵀ u>: jax.jvp runs through every encoder (the contractive penalties'
+    Hutchinson probes and jacfwd need forward mode) and agrees with reverse mode."""
+    model = models.create_model(name)
+    variables = _variables(model, MNIST)
+    x = jnp.asarray(_images(MNIST))
+    v = jnp.asarray(_images(MNIST, seed=1)) - 0.5
+
+    def f(x):  # codes, with both VAE heads
+        return model.apply(variables, x, train=False, method=model.encode)
+
+    codes, jv = jax.jvp(f, (x,), (v,))
+    u = jax.tree.map(lambda c: jnp.asarray(np.random.default_rng(2).normal(size=c.shape)), codes)
+    (jtu,) = jax.vjp(f, x)[1](u)
+    pairs = zip(jax.tree.leaves(jv), jax.tree.leaves(u), strict=True)
+    forward = sum(jnp.vdot(a, b) for a, b in pairs)
+    np.testing.assert_allclose(forward, jnp.vdot(v, jtu), rtol=1e-4)
