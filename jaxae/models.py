@@ -1,6 +1,7 @@
 """The autoencoder models (Flax Linen): encode, decode and __call__ on NHWC images; logits out."""
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -9,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 Array = jax.Array
 ImageShape = tuple[int, int, int]  # (H, W, C)
@@ -74,6 +76,54 @@ def _max_pool_corners_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tupl
     n, h, w, ch = y.shape
     windows = dx.reshape(n, h, 2, w, 2, ch)
     return y, jnp.sum(jnp.where(take, windows, jnp.zeros((), dx.dtype)), axis=(2, 4))
+
+
+def dense_dot_general(
+    lhs: Array,
+    rhs: Array,
+    dimension_numbers: Any,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> Array:
+    """`lax.dot_general` for `nn.Dense` (its `dot_general` hook): x [..., I] · W [I, O] → [..., O].
+
+    The same values and derivatives in every mode; only the kernel gradient's form changes.
+    Autodiff writes it as xᵀ·g with x's batch axis contracted, a dot that XLA:CPU runs in its
+    own kernel; here x is transposed into a row-major xᵀ first, so the gradient is a plain
+    matmul that goes to XLA:CPU's faster library kernels (benchmarks/README.md, attempt 12).
+    Any other contraction goes to `lax.dot_general` unchanged.
+    """
+    (lc, rc), (lb, rb) = dimension_numbers
+    plain = tuple(lc) == (lhs.ndim - 1,) and tuple(rc) == (0,) and not lb and not rb
+    if not plain or rhs.ndim != 2 or precision is not None or preferred_element_type is not None:
+        return jax.lax.dot_general(
+            lhs, rhs, dimension_numbers, precision, preferred_element_type=preferred_element_type
+        )
+    out = _matmul(lhs.reshape(-1, lhs.shape[-1]), rhs)
+    return out.reshape(*lhs.shape[:-1], rhs.shape[1])
+
+
+@jax.custom_jvp
+def _matmul(x: Array, w: Array) -> Array:  # x [N, I] @ w [I, O] → [N, O]
+    return x @ w
+
+
+@functools.partial(_matmul.defjvp, symbolic_zeros=True)
+def _matmul_jvp(primals: tuple[Array, Array], tangents: tuple[Any, Any]) -> tuple[Array, Array]:
+    (x, w), (dx, dw) = primals, tangents
+    terms = [] if isinstance(dx, SymbolicZero) else [dx @ w]
+    if not isinstance(dw, SymbolicZero):
+        # The barrier keeps XLA from folding the transpose back into the dot, so reverse mode
+        # computes the kernel gradient from a row-major xᵀ.
+        x_t = jax.lax.optimization_barrier(x.T).T
+        terms.append(x_t @ dw)
+    y = x @ w
+    return y, sum(terms[1:], start=terms[0]) if terms else jnp.zeros_like(y)
+
+
+def _dense(features: int, **kwargs: Any) -> nn.Dense:
+    """`nn.Dense(features, ...)` with `dense_dot_general`: the same parameters and values."""
+    return nn.Dense(features, dot_general=dense_dot_general, **kwargs)
 
 
 def _phase_taps(k: int, s: int, pad_lo: int, r: int) -> tuple[list[int], int]:
@@ -385,7 +435,7 @@ class DenseBlock(nn.Module):
 
     @nn.compact
     def __call__(self, h: Array, *, train: bool) -> Array:
-        h = nn.relu(nn.Dense(self.features, name="dense")(h))
+        h = nn.relu(_dense(self.features, name="dense")(h))
         h = _batch_norm(self.bn_axis_name)(h, use_running_average=not train)
         return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
 
@@ -439,8 +489,8 @@ class Vanilla(_Model):
     code_activation: str = "relu"
 
     def setup(self) -> None:
-        self.enc = [nn.Dense(f) for f in (*self.hidden, self.latent_dim)]
-        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+        self.enc = [_dense(f) for f in (*self.hidden, self.latent_dim)]
+        self.dec = [_dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
 
     def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
         _check_images(x, self.image_shape, type(self).__name__)
@@ -477,9 +527,9 @@ class DeepFC(_Model):
             return DenseBlock(f, self.dropout_rate, self.bn_axis_name)
 
         self.enc = [block(f) for f in self.hidden]
-        self.code = nn.Dense(self.latent_dim)
+        self.code = _dense(self.latent_dim)
         self.dec = [block(f) for f in reversed(self.hidden)]
-        self.out = nn.Dense(math.prod(self.image_shape))
+        self.out = _dense(math.prod(self.image_shape))
 
     def encode(self, x: Array, *, train: bool) -> Array:  # [B, H, W, C] → z [B, k]
         _check_images(x, self.image_shape, type(self).__name__)
@@ -514,8 +564,8 @@ class Hinton(_Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        self.enc = [nn.Dense(f) for f in (*self.hidden, self.latent_dim)]
-        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+        self.enc = [_dense(f) for f in (*self.hidden, self.latent_dim)]
+        self.dec = [_dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
 
     def _enc_layer(self, h: Array, i: int) -> Array:  # [B, D_i] → [B, D_{i+1}]
         y = self.enc[i](h)
@@ -558,10 +608,10 @@ class VAE(_Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        self.enc = [nn.Dense(f) for f in self.hidden]
-        self.mu = nn.Dense(self.latent_dim)
-        self.logvar = nn.Dense(self.latent_dim)
-        self.dec = [nn.Dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
+        self.enc = [_dense(f) for f in self.hidden]
+        self.mu = _dense(self.latent_dim)
+        self.logvar = _dense(self.latent_dim)
+        self.dec = [_dense(f) for f in (*reversed(self.hidden), math.prod(self.image_shape))]
 
     def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
         """x [B, H, W, C] → (mu [B, k], logvar [B, k])."""
@@ -759,8 +809,8 @@ class ConvFlat(_Model):
     def setup(self) -> None:
         n = len(self.features)
         self.enc = [DownBlock(f, self.downsample, ceil=True) for f in self.features]
-        self.to_code = nn.Dense(self.latent_dim)
-        self.from_code = nn.Dense(math.prod(self._sizes()[-1]) * self.features[-1])
+        self.to_code = _dense(self.latent_dim)
+        self.from_code = _dense(math.prod(self._sizes()[-1]) * self.features[-1])
         out_features = (*self.features[-2::-1], self.image_shape[2])
         self.dec = [
             UpBlock(f, self.upsample, relu=j < n - 1, resize_method=self.resize_method)
@@ -833,9 +883,9 @@ class ConvVAE(_Model):
             DownBlock(f, self.downsample if s == 2 else "none", ceil=True)
             for f, s in zip(self.features, self.strides, strict=True)
         ]
-        self.mu = nn.Dense(self.latent_dim)
-        self.logvar = nn.Dense(self.latent_dim)
-        self.from_code = nn.Dense(math.prod(self._sizes()[-1]) * self.features[-1])
+        self.mu = _dense(self.latent_dim)
+        self.logvar = _dense(self.latent_dim)
+        self.from_code = _dense(math.prod(self._sizes()[-1]) * self.features[-1])
         out_features = (*self.features[-2::-1], self.image_shape[2])
         self.dec = [
             UpBlock(

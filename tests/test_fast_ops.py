@@ -1,5 +1,7 @@
 """The fast ops in models.py equal the plain Flax ops they replace, in values and gradients."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -164,3 +166,67 @@ def test_max_pool_forward_mode_equals_flax_max_pool():
     fast, plain, _ = _pools(False)
     for a, b in zip(jax.jvp(fast, (x,), (v,)), jax.jvp(plain, (x,), (v,)), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7)])
+def test_dense_dot_general_equals_lax_in_every_autodiff_mode(shape):
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float64)
+        fast = models._dense(7, param_dtype=jnp.float64)
+        plain = nn.Dense(7, param_dtype=jnp.float64)
+        params = plain.init(jax.random.PRNGKey(0), x)
+        tangent = jax.tree.map(lambda p: jnp.cos(p) + 1.0, params)
+
+        def results(dense):
+            def f(p, x):  # two layers, so the second one's input depends on the parameters
+                return dense.apply(p, jnp.tanh(dense.apply(p, x)))
+
+            def loss(p, x):
+                return jnp.sum(jnp.tanh(f(p, x)) ** 2)
+
+            def jvp_norm(p):  # reverse over forward, as a contractive penalty's gradient is
+                return jnp.sum(jax.jvp(lambda x: f(p, x), (x,), (jnp.sin(x),))[1] ** 2)
+
+            return {
+                "value": f(params, x),
+                "grad": jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x),
+                "jvp": jax.jvp(loss, (params, x), (tangent, jnp.sin(x))),
+                "jacfwd": jax.jacfwd(f, argnums=1)(params, x),
+                "hessian_x": jax.hessian(loss, argnums=1)(params, x),
+                "hessian_params": jax.hessian(loss)(params, x),  # forward over reverse
+                "grad_of_jvp": jax.grad(jvp_norm)(params),
+                "vmap": jax.vmap(lambda xi: f(params, xi))(x),
+            }
+
+        got, want = results(fast), results(plain)
+        for key in want:
+            for a, b in zip(jax.tree.leaves(got[key]), jax.tree.leaves(want[key]), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_dense_dot_general_passes_other_contractions_to_lax():
+    lhs = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 5))
+    rhs = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
+    dims = (((2,), (1,)), ((0,), (0,)))  # batched: not nn.Dense's contraction
+    np.testing.assert_array_equal(
+        models.dense_dot_general(lhs, rhs, dims), jax.lax.dot_general(lhs, rhs, dims)
+    )
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's dot forms")
+def test_dense_kernel_gradient_is_a_row_major_matmul_on_cpu():
+    """The point of dense_dot_general: no dot contracting x's batch axis (lhs dim 0) remains,
+    which XLA:CPU runs in its slower own kernel (benchmarks/README.md, attempt 12)."""
+    x = jnp.ones((128, 784))
+
+    def compiled_grad(dense):
+        params = dense.init(jax.random.PRNGKey(0), x)
+
+        def loss(p):
+            return jnp.sum(jnp.sin(dense.apply(p, x)))
+
+        return jax.jit(jax.grad(loss)).lower(params).compile().as_text()
+
+    batch_contracted = re.compile(r"dot\([^)]*\), lhs_contracting_dims=\{0\}")
+    assert batch_contracted.search(compiled_grad(nn.Dense(256)))  # the form autodiff writes
+    assert not batch_contracted.search(compiled_grad(models._dense(256)))
