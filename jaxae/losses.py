@@ -15,8 +15,15 @@ def _flat(x: jax.Array) -> jax.Array:
 
 
 def mse(logits: jax.Array, x: jax.Array) -> jax.Array:
-    """Mean squared error of sigmoid(logits) against x, averaged over pixels: [B, ...] -> [B]."""
-    return jnp.mean(_flat(jax.nn.sigmoid(logits) - x) ** 2, axis=-1)
+    """Mean squared error of sigmoid(logits) against x, averaged over pixels: [B, ...] -> [B].
+
+    The mean is a matrix-vector product with 1/D: as a reduction, where mse is only a metric
+    (the VAEs' loss is BCE), XLA:CPU hands the sigmoid and the sum to a YNNPACK reduction
+    that is 10x slower with the exp and divide inside (conv_vae: 2 ms per step, attempt 12 in
+    benchmarks/README.md).
+    """
+    sq = _flat(jax.nn.sigmoid(logits) - x) ** 2
+    return sq @ jnp.full((sq.shape[-1],), 1.0 / sq.shape[-1], sq.dtype)
 
 
 def l1(logits: jax.Array, x: jax.Array) -> jax.Array:

@@ -56,6 +56,15 @@ def train_mode_loss(name: str, batch: int = 4):
     return loss, (variables["params"], x)
 
 
+def ynn_fusion_bodies(hlo_text: str) -> list[str]:
+    """The computations of a compiled XLA:CPU program that run as YNNPACK fusions."""
+    import re
+
+    blocks = hlo_text.split("\n\n")
+    ynn = {m[1] for b in blocks for m in re.finditer(r"calls=(%[\w.-]+).*__ynn_fusion", b)}
+    return [b for b in blocks if b.split(" ", 1)[0] in ynn]
+
+
 def tiny_config(name: str, **overrides):
     """configs/NAME.py on a small synthetic dataset, a few steps, no progress bar."""
     import importlib

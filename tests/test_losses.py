@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import ynn_fusion_bodies
 
 from jaxae import losses
 
@@ -54,3 +55,18 @@ def test_gaussian_nll_is_the_normal_log_density():
     mean = jax.nn.sigmoid(logits)
     expected = -jnp.sum(jax.scipy.stats.norm.logpdf(x, mean, sigma), axis=-1)
     np.testing.assert_allclose(losses.gaussian_nll(logits, x, sigma), expected, rtol=1e-5)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's YNNPACK fusions")
+def test_mse_keeps_the_sigmoid_out_of_cpu_library_reductions():
+    """mse as a metric alone (the VAEs') must not compile into a YNNPACK fusion with the
+    sigmoid's exp and divide inside: 10x slower than XLA's own loops (benchmarks/README.md)."""
+    from jaxae import tuning
+
+    logits = jax.random.normal(jax.random.PRNGKey(0), (128, 28, 28, 1))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (128, 28, 28, 1))
+    mse = jax.jit(losses.mse, compiler_options=tuning.step_compiler_options())
+    bodies = ynn_fusion_bodies(mse.lower(logits, x).compile().as_text())
+    assert not [b for b in bodies if "exponential(" in b or "divide(" in b]
+    want = np.mean((1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64))) - x) ** 2, (1, 2, 3))
+    np.testing.assert_allclose(mse(logits, x), want, rtol=1e-5)

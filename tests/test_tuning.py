@@ -2,13 +2,12 @@
 and the steps' CPU compile options (XLA's convolutions, same values)."""
 
 import platform
-import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from conftest import train_mode_loss
+from conftest import train_mode_loss, ynn_fusion_bodies
 
 # Runs a jitted function whose 64 MB intermediate is a fresh XLA temp buffer on every call,
 # and prints the minor page faults of 5 calls (after 3 warm-up calls).
@@ -103,12 +102,9 @@ def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
 
     def ynn_convolutions(compiled) -> int:
         """How many YNNPACK fusions of the compiled program are a convolution (their root)."""
-        blocks = compiled.as_text().split("\n\n")
-        ynn = {m[1] for b in blocks for m in re.finditer(r"calls=(%[\w.-]+).*__ynn_fusion", b)}
         return sum(
             "ROOT" in b and " convolution(" in b.split("ROOT", 1)[1].split("\n", 1)[0]
-            for b in blocks
-            if b.split(" ", 1)[0] in ynn
+            for b in ynn_fusion_bodies(compiled.as_text())
         )
 
     # by default YNNPACK runs the convolutions (forward, input and weight gradients)
