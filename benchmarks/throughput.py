@@ -1,12 +1,13 @@
 """Training images/second of jaxae vs a PyTorch reference of the same models, side by side.
 
     pip install -e '.[bench]'    # the pinned CPU PyTorch
-    python benchmarks/throughput.py [--models conv_deep,vanilla] [--reps 7] [--steps 20]
+    python benchmarks/throughput.py [--models conv_deep,vanilla] [--reps 11] [--seconds 0.5]
 
 Same architecture, Adam, batch 128 and CPU threads for both, data already in memory; warm-up
-excluded; jaxae and torch
-repetitions interleaved and the median taken (the machine may be shared). One row per model:
-both rates, their ratio, and jaxae's share of this machine's measured f32 matmul FLOP rate
+excluded. jaxae and torch repetitions alternate, each lasting at least --seconds (whole calls of
+--steps steps), so each pair of neighbouring repetitions sees the same machine (this VM's speed
+drifts by minutes). One row per model: the median rate of each side, the median of the per-pair
+ratios with their quartiles, and jaxae's share of this machine's measured f32 matmul FLOP rate
 (model FLOPs per step from XLA's cost analysis of the compiled step).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import pathlib
 import statistics
@@ -262,14 +264,29 @@ class TorchRunner:
         return time.perf_counter() - t
 
 
+def calls_for(run, seconds: float) -> int:
+    """How many calls of run() (after warm-up) last at least `seconds`."""
+    return max(1, math.ceil(seconds / min(run() for _ in range(2))))
+
+
+def timed(run, calls: int) -> float:
+    """Seconds for `calls` calls of run()."""
+    return sum(run() for _ in range(calls))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed repetition")
-    parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each side")
+    parser.add_argument("--steps", type=int, default=20, help="steps per call (one scan dispatch)")
+    parser.add_argument("--reps", type=int, default=11, help="timed repetitions of each side")
+    parser.add_argument(
+        "--seconds", type=float, default=0.5, help="minimum length of one timed repetition"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args(argv)
+    if args.reps < 2:
+        parser.error("--reps must be at least 2 (the spread needs two pairs)")
     from jaxae import tuning
 
     # as train.py does; the malloc setting applies to torch too (one process), sparing it some
@@ -286,13 +303,14 @@ def main(argv: list[str]) -> None:
     print(
         f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
-        f"CPUs; batch {args.batch}, {args.steps} steps x {args.reps} reps; XLA f32 matmul "
+        f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; XLA f32 "
+        f"matmul "
         f"{flop_rate / 1e9:.1f} GFLOP/s",
         flush=True,
     )
     print(
         f"{'model':<12} {'params':>9} {'jaxae img/s':>12} {'torch img/s':>12} {'ratio':>7} "
-        f"{'GFLOP/step':>11} {'% matmul':>9} {'jaxae runs':>10}"
+        f"{'pairs q1-q3':>12} {'GFLOP/step':>11} {'% matmul':>9} {'jaxae runs':>10}"
     )
     for name in args.models.split(","):
         jx, pt = JaxRunner(name, args.batch, args.steps), TorchRunner(name, args.batch, args.steps)
@@ -300,17 +318,20 @@ def main(argv: list[str]) -> None:
             sys.exit(f"error: {name}: jaxae has {jx.params} parameters, torch {pt.params}")
         for _ in range(2):  # warm-up: compilation (and the recompile for the sharded state), caches
             jx.run(), pt.run()
-        jax_times, torch_times = [], []
-        for _ in range(args.reps):  # interleaved, so load from other processes hits both alike
-            jax_times.append(jx.run())
-            torch_times.append(pt.run())
-        images = args.batch * args.steps
-        jax_rate = images / statistics.median(jax_times)
-        torch_rate = images / statistics.median(torch_times)
+        jx_calls, pt_calls = calls_for(jx.run, args.seconds), calls_for(pt.run, args.seconds)
+        jax_times, torch_times = [], []  # seconds per step
+        for _ in range(args.reps):  # alternated, so load from other processes hits both alike
+            jax_times.append(timed(jx.run, jx_calls) / (jx_calls * args.steps))
+            torch_times.append(timed(pt.run, pt_calls) / (pt_calls * args.steps))
+        jax_rate = args.batch / statistics.median(jax_times)
+        torch_rate = args.batch / statistics.median(torch_times)
+        pairs = sorted(t / j for j, t in zip(jax_times, torch_times, strict=True))
+        q1, ratio, q3 = statistics.quantiles(pairs, n=4)
         share = jx.flops_per_step * jax_rate / args.batch / flop_rate
         print(
             f"{name:<12} {jx.params:>9,} {jax_rate:>12.0f} {torch_rate:>12.0f} "
-            f"{jax_rate / torch_rate:>6.2f}x {jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}% "
+            f"{ratio:>6.2f}x {f'{q1:.2f}-{q3:.2f}x':>12} "
+            f"{jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}% "
             f"{'lax.scan' if jx.scan else 'per step':>10}",
             flush=True,
         )
