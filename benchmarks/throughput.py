@@ -303,9 +303,8 @@ def main(argv: list[str]) -> None:
     print(
         f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
-        f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; XLA f32 "
-        f"matmul "
-        f"{flop_rate / 1e9:.1f} GFLOP/s",
+        f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; "
+        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s",
         flush=True,
     )
     print(
