@@ -98,8 +98,8 @@ def make_train_step(
         metrics = {name: jnp.mean(value) for name, value in terms.items()}
         metrics["loss"] = loss
         metrics = parallel.sync(metrics, axis_name)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        metrics["update_norm"] = optax.tree.norm(updates)
+        metrics["grad_norm"] = optim.global_norm(grads)
+        metrics["update_norm"] = optim.global_norm(updates)
         metrics["learning_rate"] = schedule(state.step)
         if isinstance(opt_state, optax.ApplyIfFiniteState):  # config.skip_nonfinite > 0
             # a rejected update is all zeros (finite); one applied after too many NaNs is not
