@@ -27,7 +27,7 @@ def global_norm(tree: Any) -> jax.Array:
         if leaf.ndim >= 2 and leaf.size >= _MATVEC_MIN_SIZE:
             rows = leaf.reshape(-1, leaf.shape[-1])
             ones = jax.lax.optimization_barrier(jnp.ones((rows.shape[1],), rows.dtype))
-            squares = jnp.sum(jnp.square(rows) @ ones)
+            squares = jnp.sum(jnp.dot(jnp.square(rows), ones, preferred_element_type=jnp.float32))
         else:
             squares = jnp.sum(jnp.square(leaf))
         total = total + squares.astype(jnp.float32)
