@@ -121,6 +121,106 @@ def _matmul_jvp(primals: tuple[Array, Array], tangents: tuple[Any, Any]) -> tupl
     return y, sum(terms[1:], start=terms[0]) if terms else jnp.zeros_like(y)
 
 
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def conv_nhwc(
+    lhs: Array,
+    rhs: Array,
+    window_strides: Sequence[int],
+    padding: Any,
+    lhs_dilation: Any = None,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = NHWC,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> Array:
+    """`lax.conv_general_dilated` for `nn.Conv` (its `conv_general_dilated` hook) and the phase
+    convs: x [B, H, W, C] * kernel [kh, kw, C, F] → [B, H', W', F].
+
+    The same values and derivatives in every mode; only the kernel gradient's input changes.
+    XLA:CPU computes a kernel gradient as a conv whose input is x transposed to [C, H, W, B],
+    and it fuses that transpose with x's producers (BatchNorm, ReLU, the pool, the phase
+    interleave or the overlap-add before it), which it then recomputes in transposed order, one
+    cache miss per element and input: 42 ms of a 125 ms conv_deep step in a profile on an Intel
+    CPU. Here the kernel term of the JVP reads x transposed by a matmul with the identity,
+    which XLA cannot fuse with anything: x is read in its own order and the transpose copies
+    the matmul's output (benchmarks/README.md, attempt 15). Any other conv goes to `lax`.
+    """
+    plain = (
+        jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)
+        and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+        and feature_group_count == 1
+        and batch_group_count == 1
+        and precision is None
+        and preferred_element_type is None
+    )
+    if not plain:
+        return jax.lax.conv_general_dilated(
+            lhs,
+            rhs,
+            window_strides,
+            padding,
+            lhs_dilation,
+            rhs_dilation,
+            dimension_numbers,
+            feature_group_count,
+            batch_group_count,
+            precision,
+            preferred_element_type,
+        )
+    if not isinstance(padding, str):
+        padding = tuple(tuple(p) for p in padding)  # hashable, for nondiff_argnums
+    return _conv(lhs, rhs, tuple(window_strides), padding)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _conv(x: Array, w: Array, strides: tuple[int, ...], padding: Any) -> Array:
+    return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+
+
+def _to_chwn(x: Array) -> Array:
+    """x [B, H, W, C] → [C, H, W, B], through a matmul with the identity (exact: every output
+    is one product with 1 plus zeros) for C > 1, so that x is materialised in its own order."""
+    b, h, w, c = x.shape
+    if c == 1:  # a plain transpose: no fused producer to recompute at one channel
+        return x.transpose(3, 1, 2, 0)
+    eye = jnp.eye(c, dtype=x.dtype)
+    xt = jax.lax.dot_general(  # [C, B·H·W]; HIGHEST: no reduced-precision passes on any backend
+        eye, x.reshape(b * h * w, c), (((1,), (1,)), ((), ())), precision="highest"
+    )
+    return xt.reshape(c, b, h, w).transpose(0, 2, 3, 1)
+
+
+@functools.partial(_conv.defjvp, symbolic_zeros=True)
+def _conv_jvp(
+    strides: tuple[int, ...],
+    padding: Any,
+    primals: tuple[Array, Array],
+    tangents: tuple[Any, Any],
+) -> tuple[Array, Array]:
+    (x, w), (dx, dw) = primals, tangents
+    terms = []
+    if not isinstance(dx, SymbolicZero):
+        terms.append(jax.lax.conv_general_dilated(dx, w, strides, padding, dimension_numbers=NHWC))
+    if not isinstance(dw, SymbolicZero):
+        # reverse mode transposes this into the kernel-gradient conv, reading x as [C, H, W, B]
+        chwn = ("CHWN", "HWIO", "NHWC")
+        terms.append(
+            jax.lax.conv_general_dilated(_to_chwn(x), dw, strides, padding, dimension_numbers=chwn)
+        )
+    y = _conv(x, w, strides, padding)
+    return y, sum(terms[1:], start=terms[0]) if terms else jnp.zeros_like(y)
+
+
+def _conv2d(features: int, kernel_size: Sequence[int], **kwargs: Any) -> nn.Conv:
+    """`nn.Conv(features, kernel_size, ...)` with `conv_nhwc`: the same parameters and values."""
+    return nn.Conv(features, kernel_size, conv_general_dilated=conv_nhwc, **kwargs)
+
+
 def _dense(features: int, **kwargs: Any) -> nn.Dense:
     """`nn.Dense(features, ...)` with `dense_dot_general`: the same parameters and values."""
     return nn.Dense(features, dot_general=dense_dot_general, **kwargs)
@@ -170,11 +270,7 @@ def conv_transpose_by_phases(
                 (-d, n_out - 1 + len(taps) - n + d)
                 for d, taps, n, n_out in zip((dh, dw), (taps_h, taps_w), hw, per_phase, strict=True)
             ]
-            cols.append(
-                jax.lax.conv_general_dilated(
-                    x, sub, (1, 1), conv_pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
-                )
-            )
+            cols.append(conv_nhwc(x, sub, (1, 1), conv_pads))
         rows.append(jnp.stack(cols, axis=3))  # [B, n_h, n_w, s_w, F]
     y = jnp.stack(rows, axis=2)  # [B, n_h, s_h, n_w, s_w, F]
     y = y.reshape(b, per_phase[0] * sh, per_phase[1] * sw, f)
@@ -377,9 +473,9 @@ class DownBlock(nn.Module):
         if self.downsample == "strided":
             # padding (0, 1) gives ⌊H/2⌋ for every H, like the floor pool; 'SAME' gives ⌈H/2⌉.
             padding = "SAME" if self.ceil else ((0, 1), (0, 1))
-            x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding=padding, name="conv")(x)
+            x = _conv2d(self.features, (3, 3), strides=(2, 2), padding=padding, name="conv")(x)
         else:
-            x = nn.Conv(self.features, (3, 3), padding="SAME", name="conv")(x)
+            x = _conv2d(self.features, (3, 3), padding="SAME", name="conv")(x)
         x = nn.relu(x)
         if self.batch_norm:
             x = _batch_norm(self.bn_axis_name)(x, use_running_average=not train)
@@ -418,7 +514,7 @@ class UpBlock(nn.Module):
         else:
             if (h, w) != out_hw:
                 x = jax.image.resize(x, (b, *out_hw, c), self.resize_method)
-            x = nn.Conv(self.features, (3, 3), padding="SAME", name="conv")(x)
+            x = _conv2d(self.features, (3, 3), padding="SAME", name="conv")(x)
         if self.relu:
             x = nn.relu(x)
         if self.batch_norm:
@@ -711,7 +807,7 @@ class ConvDeep(_Model):
             )
             for f in reversed(self.features)
         ]
-        self.out = nn.Conv(self.image_shape[2], (3, 3), padding="SAME")
+        self.out = _conv2d(self.image_shape[2], (3, 3), padding="SAME")
 
     def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7), (3, 3)]
         return _level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=False)
@@ -769,8 +865,8 @@ class ConvKeras(_Model):
         valid = [2 * (n - 2) for n in last_in] == list(self.image_shape[:2])
         paddings = ["SAME"] * (len(self.decoder_features) - 1) + ["VALID" if valid else "SAME"]
         pairs = zip(self.decoder_features, paddings, strict=True)
-        self.dec = [nn.Conv(f, (3, 3), padding=p) for f, p in pairs]
-        self.out = nn.Conv(self.image_shape[2], (3, 3), padding="SAME")
+        self.dec = [_conv2d(f, (3, 3), padding=p) for f, p in pairs]
+        self.out = _conv2d(self.image_shape[2], (3, 3), padding="SAME")
 
     def encode(self, x: Array, *, train: bool = False) -> Array:
         _check_images(x, self.image_shape, type(self).__name__)

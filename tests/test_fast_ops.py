@@ -230,3 +230,100 @@ def test_dense_kernel_gradient_is_a_row_major_matmul_on_cpu():
     batch_contracted = re.compile(r"dot\([^)]*\), lhs_contracting_dims=\{0\}")
     assert batch_contracted.search(compiled_grad(nn.Dense(256)))  # the form autodiff writes
     assert not batch_contracted.search(compiled_grad(models._dense(256)))
+
+
+CONV_CASES = [  # (x shape, kernel shape, strides, padding)
+    ((2, 6, 6, 3), (3, 3, 3, 4), (1, 1), "SAME"),
+    ((2, 7, 7, 3), (3, 3, 3, 2), (2, 2), ((0, 1), (0, 1))),
+    ((2, 5, 6, 1), (3, 3, 1, 4), (1, 1), "SAME"),  # one input channel: a plain transpose
+    ((1, 6, 5, 4), (2, 1, 4, 1), (1, 1), ((1, 0), (0, 0))),  # a phase conv's shape
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, strides, padding", CONV_CASES)
+def test_conv_nhwc_equals_lax_in_every_autodiff_mode(x_shape, w_shape, strides, padding):
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(1), x_shape, jnp.float64)
+        w0 = jax.random.normal(jax.random.PRNGKey(2), w_shape, jnp.float64)
+        w1 = jax.random.normal(jax.random.PRNGKey(3), (3, 3, w_shape[-1], x_shape[-1]))
+
+        def results(conv):
+            def f(w, x):  # two convs, so the second one's input depends on the parameters
+                h = jnp.tanh(conv(x, w, strides, padding))
+                return conv(h, w1.astype(jnp.float64), (1, 1), "SAME")
+
+            def loss(w, x):
+                return jnp.sum(jnp.tanh(f(w, x)) ** 2)
+
+            def jvp_norm(w):  # reverse over forward, as a contractive penalty's gradient is
+                return jnp.sum(jax.jvp(lambda x: f(w, x), (x,), (jnp.sin(x),))[1] ** 2)
+
+            return {
+                "value": f(w0, x),
+                "grad": jax.jit(jax.grad(loss, argnums=(0, 1)))(w0, x),
+                "jvp": jax.jvp(loss, (w0, x), (jnp.cos(w0), jnp.sin(x))),
+                "jacfwd": jax.jacfwd(f, argnums=1)(w0, x),
+                "hessian_w": jax.hessian(loss)(w0, x),  # forward over reverse
+                "grad_of_jvp": jax.grad(jvp_norm)(w0),
+                "vmap": jax.vmap(lambda xi: f(w0, xi[None]))(x),
+            }
+
+        def plain(x, w, strides, padding):
+            return jax.lax.conv_general_dilated(
+                x, w, strides, padding, dimension_numbers=models.NHWC
+            )
+
+        got, want = results(models.conv_nhwc), results(plain)
+        for key in want:
+            for a, b in zip(jax.tree.leaves(got[key]), jax.tree.leaves(want[key]), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_conv_nhwc_passes_other_convs_to_lax():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4))
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 2, 6))
+    other = [  # not nn.Conv's plain NHWC conv: dilated and grouped, and another layout
+        (x, w, {"rhs_dilation": (2, 2), "feature_group_count": 2}),
+        (x.transpose(0, 3, 1, 2)[:, :2], w.transpose(3, 2, 0, 1), {"dimension_numbers": "NCHW"}),
+    ]
+    for lhs, rhs, kwargs in other:
+        dims = kwargs.pop("dimension_numbers", "NHWC")
+        dims = models.NHWC if dims == "NHWC" else ("NCHW", "OIHW", "NCHW")
+        np.testing.assert_array_equal(
+            models.conv_nhwc(lhs, rhs, (1, 1), "SAME", dimension_numbers=dims, **kwargs),
+            jax.lax.conv_general_dilated(
+                lhs, rhs, (1, 1), "SAME", dimension_numbers=dims, **kwargs
+            ),
+        )
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's conv layouts")
+def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
+    """The point of conv_nhwc: XLA:CPU's kernel-gradient convs read their input x as
+    [C, H, W, B]; the transpose that makes it must copy one materialised array, not recompute
+    x's producers (BatchNorm, pool, phase interleave, overlap-add) in transposed order, as it
+    did for conv_deep from up to 14 arrays (benchmarks/README.md, attempt 15)."""
+    from jaxae import tuning
+
+    batch = 12  # no channel count of conv_deep: a trailing 12 is the batch
+
+    def kernel_gradient_input_operands() -> list[int]:
+        loss, args = train_mode_loss("conv_deep", batch=batch)
+        hlo = jax.jit(jax.grad(loss)).lower(*args).compile(tuning.step_compiler_options())
+        defs = dict(re.findall(r"^\s*(%[\w.-]+) = (.*)$", hlo.as_text(), re.M))
+        counts = []
+        for text in defs.values():
+            conv = re.match(r"f32\[[\d,]+\]\S* convolution\((%[\w.-]+),", text)
+            if conv and re.match(rf"f32\[[\d,]+,{batch}\]", defs[conv[1]]):
+                fusion = re.search(r" fusion\(([^)]*)\)", defs[conv[1]])
+                counts.append(len(fusion[1].split(",")) if fusion else 1)
+        return counts
+
+    fast = kernel_gradient_input_operands()
+    assert len(fast) >= 7 and max(fast) == 1, fast  # one per conv of conv_deep, at least
+
+    def plain(x, w, strides, padding):
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=models.NHWC)
+
+    monkeypatch.setattr(models, "_conv", plain)
+    assert max(kernel_gradient_input_operands()) > 1  # the form XLA gives autodiff's gradient
