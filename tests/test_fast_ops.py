@@ -237,6 +237,9 @@ CONV_CASES = [  # (x shape, kernel shape, strides, padding)
     ((2, 7, 7, 3), (3, 3, 3, 2), (2, 2), ((0, 1), (0, 1))),
     ((2, 5, 6, 1), (3, 3, 1, 4), (1, 1), "SAME"),  # one input channel: a plain transpose
     ((1, 6, 5, 4), (2, 1, 4, 1), (1, 1), ((1, 0), (0, 0))),  # a phase conv's shape
+    ((2, 7, 7, 1), (3, 3, 1, 4), (2, 2), ((0, 1), (0, 1))),  # one input channel, strided
+    ((2, 6, 6, 1), (2, 2, 1, 3), (1, 1), ((-1, 1), (0, -1))),  # negative pads crop (phases)
+    ((1, 6, 6, 3), (2, 2, 3, 1), (1, 1), ((-1, 1), (1, -1))),
 ]
 
 
@@ -327,3 +330,21 @@ def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
 
     monkeypatch.setattr(models, "_conv", plain)
     assert max(kernel_gradient_input_operands()) > 1  # the form XLA gives autodiff's gradient
+
+
+@pytest.mark.parametrize("c, f", [(1, 16), (16, 1)])
+def test_one_channel_convs_compile_to_matmuls(c, f):
+    """conv_nhwc's C = 1 and F = 1 forms: no convolution is left in the gradient's program."""
+    x, w = jnp.ones((4, 28, 28, c)), jnp.ones((3, 3, c, f))
+
+    def plain(x, w, strides, padding):
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=models.NHWC)
+
+    def compiled_grad(conv):
+        def loss(x, w):
+            return jnp.sum(jnp.sin(conv(x, w, (1, 1), "SAME")))
+
+        return jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
+
+    assert "convolution(" in compiled_grad(plain)
+    assert "convolution(" not in compiled_grad(models.conv_nhwc)
