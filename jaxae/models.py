@@ -353,7 +353,8 @@ def conv_transpose_by_overlap_add(
     out_h, out_w = (h - 1) * sh + lo_h + hi_h - kh + 2, (w - 1) * sw + lo_w + hi_w - kw + 2
     full_h, full_w = (h - 1) * sh + kh, (w - 1) * sw + kw
     flipped = _tap_matrix(kernel)
-    taps = jnp.dot(x, flipped).reshape(b, h, w, kh, kw, f)
+    # _matmul: its kernel gradient reads the overlap-add's gradient row-major (no fused transpose)
+    taps = _matmul(x.reshape(b * h * w, -1), flipped).reshape(b, h, w, kh, kw, f)
     full = sum(
         jax.lax.pad(
             taps[:, :, :, i, j],
