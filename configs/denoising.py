@@ -4,7 +4,7 @@ Run:    python train.py --config configs/denoising.py --workdir runs/denoising
 Sweep:  for s in 0.1 0.3 0.5; do python train.py --config configs/denoising.py \
             --workdir runs/denoising_s$s --config.denoise.sigma=$s; done
 Expect: after --config.num_epochs=1 on Fashion-MNIST:
-        test MSE 0.0364, SSIM 0.416 (clean test inputs).
+        test MSE 0.0361, SSIM 0.419 (clean test inputs).
 """
 
 from jaxae.config import default_config, model_config
