@@ -168,6 +168,33 @@ def test_max_pool_forward_mode_equals_flax_max_pool():
         np.testing.assert_array_equal(a, b)
 
 
+def autodiff_results(f, params, x, tangent, vmap_f):
+    """Everything a two-layer f(params, x) gives in every autodiff mode, for comparing forms."""
+
+    def loss(p, x):
+        return jnp.sum(jnp.tanh(f(p, x)) ** 2)
+
+    def jvp_norm(p):  # reverse over forward, as a contractive penalty's gradient is
+        return jnp.sum(jax.jvp(lambda x: f(p, x), (x,), (jnp.sin(x),))[1] ** 2)
+
+    return {
+        "value": f(params, x),
+        "grad": jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x),
+        "jvp": jax.jvp(loss, (params, x), (tangent, jnp.sin(x))),
+        "jacfwd": jax.jacfwd(f, argnums=1)(params, x),
+        "hessian_x": jax.hessian(loss, argnums=1)(params, x),
+        "hessian_params": jax.hessian(loss)(params, x),  # forward over reverse
+        "grad_of_jvp": jax.grad(jvp_norm)(params),
+        "vmap": jax.vmap(vmap_f)(x),
+    }
+
+
+def assert_results_equal(got, want):
+    for key in want:
+        for a, b in zip(jax.tree.leaves(got[key]), jax.tree.leaves(want[key]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7)])
 def test_dense_dot_general_equals_lax_in_every_autodiff_mode(shape):
     with jax.enable_x64(True):
@@ -181,27 +208,9 @@ def test_dense_dot_general_equals_lax_in_every_autodiff_mode(shape):
             def f(p, x):  # two layers, so the second one's input depends on the parameters
                 return dense.apply(p, jnp.tanh(dense.apply(p, x)))
 
-            def loss(p, x):
-                return jnp.sum(jnp.tanh(f(p, x)) ** 2)
+            return autodiff_results(f, params, x, tangent, lambda xi: f(params, xi))
 
-            def jvp_norm(p):  # reverse over forward, as a contractive penalty's gradient is
-                return jnp.sum(jax.jvp(lambda x: f(p, x), (x,), (jnp.sin(x),))[1] ** 2)
-
-            return {
-                "value": f(params, x),
-                "grad": jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x),
-                "jvp": jax.jvp(loss, (params, x), (tangent, jnp.sin(x))),
-                "jacfwd": jax.jacfwd(f, argnums=1)(params, x),
-                "hessian_x": jax.hessian(loss, argnums=1)(params, x),
-                "hessian_params": jax.hessian(loss)(params, x),  # forward over reverse
-                "grad_of_jvp": jax.grad(jvp_norm)(params),
-                "vmap": jax.vmap(lambda xi: f(params, xi))(x),
-            }
-
-        got, want = results(fast), results(plain)
-        for key in want:
-            for a, b in zip(jax.tree.leaves(got[key]), jax.tree.leaves(want[key]), strict=True):
-                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
+        assert_results_equal(results(fast), results(plain))
 
 
 def test_dense_dot_general_passes_other_contractions_to_lax():
@@ -255,31 +264,14 @@ def test_conv_nhwc_equals_lax_in_every_autodiff_mode(x_shape, w_shape, strides, 
                 h = jnp.tanh(conv(x, w, strides, padding))
                 return conv(h, w1.astype(jnp.float64), (1, 1), "SAME")
 
-            def loss(w, x):
-                return jnp.sum(jnp.tanh(f(w, x)) ** 2)
-
-            def jvp_norm(w):  # reverse over forward, as a contractive penalty's gradient is
-                return jnp.sum(jax.jvp(lambda x: f(w, x), (x,), (jnp.sin(x),))[1] ** 2)
-
-            return {
-                "value": f(w0, x),
-                "grad": jax.jit(jax.grad(loss, argnums=(0, 1)))(w0, x),
-                "jvp": jax.jvp(loss, (w0, x), (jnp.cos(w0), jnp.sin(x))),
-                "jacfwd": jax.jacfwd(f, argnums=1)(w0, x),
-                "hessian_w": jax.hessian(loss)(w0, x),  # forward over reverse
-                "grad_of_jvp": jax.grad(jvp_norm)(w0),
-                "vmap": jax.vmap(lambda xi: f(w0, xi[None]))(x),
-            }
+            return autodiff_results(f, w0, x, jnp.cos(w0), lambda xi: f(w0, xi[None]))
 
         def plain(x, w, strides, padding):
             return jax.lax.conv_general_dilated(
                 x, w, strides, padding, dimension_numbers=models.NHWC
             )
 
-        got, want = results(models.conv_nhwc), results(plain)
-        for key in want:
-            for a, b in zip(jax.tree.leaves(got[key]), jax.tree.leaves(want[key]), strict=True):
-                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
+        assert_results_equal(results(models.conv_nhwc), results(plain))
 
 
 def test_conv_nhwc_passes_other_convs_to_lax():
