@@ -244,8 +244,8 @@ def test_dense_kernel_gradient_is_a_row_major_matmul_on_cpu():
 CONV_CASES = [  # (x shape, kernel shape, strides, padding)
     ((2, 6, 6, 3), (3, 3, 3, 4), (1, 1), "SAME"),
     ((2, 7, 7, 3), (3, 3, 3, 2), (2, 2), ((0, 1), (0, 1))),
-    ((2, 5, 6, 1), (3, 3, 1, 4), (1, 1), "SAME"),  # one input channel: a plain transpose
-    ((1, 6, 5, 4), (2, 1, 4, 1), (1, 1), ((1, 0), (0, 0))),  # a phase conv's shape
+    ((2, 5, 6, 1), (3, 3, 1, 4), (1, 1), "SAME"),  # one input channel: the patch form
+    ((1, 6, 5, 4), (2, 1, 4, 1), (1, 1), ((1, 0), (0, 0))),  # one output channel, a phase's
     ((2, 7, 7, 1), (3, 3, 1, 4), (2, 2), ((0, 1), (0, 1))),  # one input channel, strided
     ((2, 6, 6, 1), (2, 2, 1, 3), (1, 1), ((-1, 1), (0, -1))),  # negative pads crop (phases)
     ((1, 6, 6, 3), (2, 2, 3, 1), (1, 1), ((-1, 1), (1, -1))),
@@ -277,18 +277,19 @@ def test_conv_nhwc_equals_lax_in_every_autodiff_mode(x_shape, w_shape, strides, 
 def test_conv_nhwc_passes_other_convs_to_lax():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4))
     w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 2, 6))
+    nchw = ("NCHW", "OIHW", "NCHW")
     other = [  # not nn.Conv's plain NHWC conv: dilated and grouped, and another layout
-        (x, w, {"rhs_dilation": (2, 2), "feature_group_count": 2}),
-        (x.transpose(0, 3, 1, 2)[:, :2], w.transpose(3, 2, 0, 1), {"dimension_numbers": "NCHW"}),
+        (
+            x,
+            w,
+            {"dimension_numbers": models.NHWC, "rhs_dilation": (2, 2), "feature_group_count": 2},
+        ),
+        (x.transpose(0, 3, 1, 2)[:, :2], w.transpose(3, 2, 0, 1), {"dimension_numbers": nchw}),
     ]
     for lhs, rhs, kwargs in other:
-        dims = kwargs.pop("dimension_numbers", "NHWC")
-        dims = models.NHWC if dims == "NHWC" else ("NCHW", "OIHW", "NCHW")
         np.testing.assert_array_equal(
-            models.conv_nhwc(lhs, rhs, (1, 1), "SAME", dimension_numbers=dims, **kwargs),
-            jax.lax.conv_general_dilated(
-                lhs, rhs, (1, 1), "SAME", dimension_numbers=dims, **kwargs
-            ),
+            models.conv_nhwc(lhs, rhs, (1, 1), "SAME", **kwargs),
+            jax.lax.conv_general_dilated(lhs, rhs, (1, 1), "SAME", **kwargs),
         )
 
 
@@ -315,7 +316,7 @@ def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
         return counts
 
     fast = kernel_gradient_input_operands()
-    assert len(fast) >= 7 and max(fast) == 1, fast  # one per conv of conv_deep, at least
+    assert len(fast) >= 7 and max(fast) == 1, fast  # the convs with C, F > 1, phases apart
 
     def plain(x, w, strides, padding):
         return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=models.NHWC)
