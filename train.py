@@ -8,7 +8,8 @@ import argparse
 import sys
 
 from jaxae import config as config_lib
-from jaxae import errors, tuning
+from jaxae import errors
+from jaxae.fast import process as tuning
 
 
 def main(argv: list[str]) -> None:
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> None:
     with errors.one_line_errors():
         config = config_lib.load_file(args.config)
         config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
-        from jaxae import distributed  # jax imports after the arguments are checked
+        from jaxae.runtime import distributed  # jax imports after the arguments are checked
 
         distributed.initialize(
             args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jaxae import models, tuning  # noqa: E402
+from jaxae import models  # noqa: E402
+from jaxae.fast import process as tuning
 
 BATCH = 128
 NHWC = ("NHWC", "HWIO", "NHWC")

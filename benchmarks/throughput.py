@@ -62,7 +62,8 @@ class JaxRunner:
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
 
-        from jaxae import models, objectives, optim, parallel, train
+        from jaxae import models, objectives, optim, train
+        from jaxae.runtime import parallel
 
         config = importlib.import_module(f"configs.{name}").get_config()
         config.batch_size = batch
@@ -287,7 +288,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.reps < 2:
         parser.error("--reps must be at least 2 (the spread needs two pairs)")
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
 
     # as train.py does; the malloc setting applies to torch too (one process), sparing it some
     # page faults as well (README, attempts 5 and 6)

@@ -27,7 +27,7 @@ from sklearn import cluster, decomposition, linear_model, manifold, metrics, pip
 from jaxae import config as config_lib
 from jaxae import data, errors, figures, losses, models
 from jaxae.loading import Run, load
-from jaxae.metrics import read as read_metrics
+from jaxae.runtime.metrics import read as read_metrics
 
 plt = figures.plt
 

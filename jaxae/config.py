@@ -13,6 +13,8 @@ from typing import Any
 
 import ml_collections
 
+from jaxae.errors import UserError
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
@@ -25,7 +27,7 @@ BINARIZATIONS = ("none", "static", "dynamic")
 MAX_INT = 2**31 - 1  # sizes, steps and seeds beyond int32 overflow inside JAX
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot run; the message is one line naming the field and the fix."""
 
 

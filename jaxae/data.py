@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxae.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Module-level so tests (and unusual machines) can monkeypatch them.
@@ -82,11 +84,11 @@ SYNTHETIC_NUM_CLASSES = 10
 SYNTHETIC_DEFAULT_SIZES = (2048, 512)  # (train, test)
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """No source had the dataset; the message is one line naming every place looked and the fix."""
 
 
-class ImageShapeError(ValueError):
+class ImageShapeError(UserError, ValueError):
     """The dataset's images do not have the shape the model expects; the message is one line."""
 
 

@@ -5,25 +5,13 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from jaxae import checkpoint, config, data, guard
 
+class UserError(Exception):
+    """Base of every error a user causes and can fix; its message is one line naming both.
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """The exceptions whose message is written for the user (one line naming problem and fix)."""
-    from jaxae.loading import RunNotFoundError
-    from jaxae.train import TrainingDivergedError
-
-    return (
-        config.ConfigError,
-        data.DatasetNotFoundError,
-        data.ImageShapeError,
-        checkpoint.CheckpointMismatchError,
-        checkpoint.CheckpointWriteError,
-        guard.WorkdirLockedError,
-        guard.WorkdirError,
-        TrainingDivergedError,
-        RunNotFoundError,
-    )
+    Each module declares its own subclasses next to the code that raises them (mixing in the
+    builtin type callers expect, e.g. `class ConfigError(UserError, ValueError)`).
+    """
 
 
 @contextlib.contextmanager
@@ -33,12 +21,14 @@ def one_line_errors(exit_code: int = 2):
     A run stopped by SIGTERM/SIGINT prints how to resume and exits with 128 + the signal; a
     full disk anywhere (metrics, config.json, checkpoints) is one line too.
     """
+    from jaxae.runtime import guard  # no jax: guard is plain Python
+
     try:
         yield
     except guard.Interrupted as e:
         print(str(e), file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
-    except user_error_types() as e:
+    except UserError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
         sys.exit(exit_code)
     except OSError as e:

@@ -14,13 +14,15 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxae import checkpoint, models
 from jaxae import config as config_lib
+from jaxae import models
+from jaxae.errors import UserError
+from jaxae.runtime import checkpoint
 
 STEP_CHOICES = "an int, None or 'latest', or 'best'"
 
 
-class RunNotFoundError(FileNotFoundError):
+class RunNotFoundError(UserError, FileNotFoundError):
     """The workdir, or a checkpoint in it, does not exist; the message is one line with the fix."""
 
 

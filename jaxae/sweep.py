@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 
 from jaxae import config as config_lib
-from jaxae import data, errors, figures, models, tuning
+from jaxae import data, errors, figures, models
+from jaxae.fast import process as tuning
 
 plt = figures.plt
 

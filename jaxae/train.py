@@ -22,27 +22,17 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxae import (
-    checkpoint,
-    data,
-    distributed,
-    guard,
-    losses,
-    models,
-    objectives,
-    optim,
-    parallel,
-    pretrain,
-    tuning,
-    vae,
-)
 from jaxae import config as config_lib
-from jaxae.metrics import MetricWriter, truncate_after
+from jaxae import data, losses, models, objectives, optim, pretrain, vae
+from jaxae.errors import UserError
+from jaxae.fast import process as tuning
+from jaxae.runtime import checkpoint, distributed, guard, parallel
+from jaxae.runtime.metrics import MetricWriter, truncate_after
 
 Metrics = dict[str, jax.Array]
 
 
-class TrainingDivergedError(FloatingPointError):
+class TrainingDivergedError(UserError, FloatingPointError):
     """A loss term, the gradient or the update became NaN or inf."""
 
 

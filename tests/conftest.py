@@ -8,7 +8,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # so `configs.NAME` imports like train.py's config files do
 
-from jaxae import tuning  # noqa: E402
+from jaxae.fast import process as tuning  # noqa: E402
 
 # train.py's malloc setting (fewer page faults, same numbers). Not its unrolled threefry: that
 # adds 15-45% compile time, which dominates these short runs, and changes float rounding

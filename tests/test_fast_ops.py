@@ -140,7 +140,7 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     conv_deep's reshape-and-max pool after BatchNorm failed this: XLA:CPU compiled its
     gradient off by up to 48% in the encoder, while op-by-op float32 matched float64.
     """
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
 
     loss, args = train_mode_loss(name)
     grad = jax.grad(loss)
@@ -299,7 +299,7 @@ def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
     [C, H, W, B]; the transpose that makes it must copy one materialised array, not recompute
     x's producers (BatchNorm, pool, phase interleave, overlap-add) in transposed order, as it
     did for conv_deep from up to 14 arrays (benchmarks/README.md, attempt 15)."""
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
 
     batch = 12  # no channel count of conv_deep: a trailing 12 is the batch
 

@@ -12,8 +12,9 @@ import pytest
 from conftest import ROOT, tiny_config
 
 import jaxae
-from jaxae import checkpoint, data, models, train
+from jaxae import data, models, train
 from jaxae.loading import RunNotFoundError
+from jaxae.runtime import checkpoint
 
 
 @pytest.fixture(scope="module")

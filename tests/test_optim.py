@@ -9,8 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxae import models, objectives, optim, train, tuning
+from jaxae import models, objectives, optim, train
 from jaxae.config import default_config, model_config
+from jaxae.fast import process as tuning
 
 
 def _tree(scale=1.0):

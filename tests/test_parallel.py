@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from jaxae import checkpoint, parallel, train
+from jaxae import train
 from jaxae.config import ConfigError
+from jaxae.runtime import checkpoint, parallel
 
 # SGD, not Adam: Adam divides by sqrt(v), so rounding noise in gradients that are ~0 (biases before
 # BatchNorm) becomes a full learning-rate step and "equal to float tolerance" stops meaning much.
@@ -74,7 +75,8 @@ FOUR_DEVICE_SCRIPT = """
     import json, sys
     import jax, numpy as np
     from test_parallel import config
-    from jaxae import checkpoint, parallel, train
+    from jaxae import train
+    from jaxae.runtime import checkpoint, parallel
     assert jax.device_count() == 4, jax.devices()
     root = sys.argv[1]
     train.train_and_evaluate(config(), f"{root}/jit4")
@@ -171,7 +173,7 @@ def test_four_device_checkpoint_restores_on_one_and_two_devices(four_device_runs
         f"""
         import jax, numpy as np
         from jax.sharding import NamedSharding, PartitionSpec
-        from jaxae import checkpoint, parallel
+        from jaxae.runtime import checkpoint, parallel
         assert jax.device_count() == 2
         mngr = checkpoint.manager({str(root / "jit4")!r}, read_only=True)
         shape, _ = checkpoint.restore(mngr, 6)

@@ -33,7 +33,7 @@ def _leaf_paths(config, prefix=""):
 
 
 def _assert_one_clear_line(error: BaseException) -> None:
-    assert isinstance(error, errors.user_error_types()), repr(error)
+    assert isinstance(error, errors.UserError), repr(error)
     message = str(error)
     assert message and "\n" not in message and "Traceback" not in message, message
 

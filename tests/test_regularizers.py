@@ -12,7 +12,7 @@ from conftest import tiny_config
 
 from jaxae import config as config_lib
 from jaxae import corruption, losses, models, objectives, optim, pretrain, train, vae
-from jaxae.metrics import read
+from jaxae.runtime.metrics import read
 
 
 def _model(config):

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_trees_equal, tiny_config
 
-from jaxae import checkpoint, guard, objectives, train
-from jaxae.metrics import read
+from jaxae import objectives, train
+from jaxae.runtime import checkpoint, guard
+from jaxae.runtime.metrics import read
 
 
 def _state(workdir, step=None):
@@ -271,7 +272,7 @@ def test_second_process_on_a_workdir_is_refused_and_a_killed_holder_does_not_blo
         [
             sys.executable,
             "-c",
-            "import sys, time; from jaxae import guard\n"
+            "import sys, time; from jaxae.runtime import guard\n"
             "with guard.workdir_lock(sys.argv[1]):\n"
             "    print('locked', flush=True); time.sleep(600)",
             str(workdir),

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import assert_trees_equal, tiny_config
 
-from jaxae import checkpoint, train
-from jaxae.metrics import read
+from jaxae import train
+from jaxae.runtime import checkpoint
+from jaxae.runtime.metrics import read
 
 
 def _params(workdir):

@@ -14,7 +14,7 @@ from conftest import train_mode_loss, ynn_fusion_bodies
 SCRIPT = textwrap.dedent(
     """
     import resource, sys
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
     if sys.argv[1] == "tuned":
         assert tuning.reuse_freed_memory()
     import jax, jax.numpy as jnp
@@ -57,7 +57,7 @@ def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
 RANDOM_SCRIPT = textwrap.dedent(
     """
     import sys
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
     if sys.argv[1] == "tuned":
         assert tuning.unroll_threefry()
     import jax, numpy as np
@@ -89,7 +89,7 @@ def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
     import jax
     import numpy as np
 
-    from jaxae import tuning
+    from jaxae.fast import process as tuning
 
     if jax.default_backend() != "cpu":
         pytest.skip("the options are for XLA:CPU")

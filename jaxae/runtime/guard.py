@@ -15,16 +15,18 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from jaxae.errors import UserError
+
 LOCK_NAME = "lock"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class WorkdirLockedError(RuntimeError):
+class WorkdirLockedError(UserError, RuntimeError):
     """Another live process trains in this workdir; the message names it and the way out."""
 
 
-class WorkdirError(OSError):
+class WorkdirError(UserError, OSError):
     """The workdir cannot be created or written (permissions, a file in the way, a full disk)."""
 
 

@@ -17,7 +17,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxae import tuning
+from jaxae.fast import process as tuning
 
 AXIS = "data"  # the mesh axis the batch is split over
 MODES = ("jit", "pmap")

@@ -15,6 +15,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jaxae.errors import UserError
+
 FORMAT_VERSION = 1  # bump when the layout of the saved state changes
 
 
@@ -22,7 +24,7 @@ MANIFEST = "jaxae_manifest.json"  # per step: size and CRC-32 of every file, wri
 DAMAGED_DIR = "damaged_checkpoints"  # damaged steps are moved here, never deleted
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """The workdir's checkpoint belongs to another model, config or jaxae version."""
 
 
@@ -30,7 +32,7 @@ class CheckpointDamagedError(ValueError):
     """A saved step is truncated, emptied, half-written or altered (not a user error by itself)."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """Writing a checkpoint failed (e.g. a full disk); earlier checkpoints are untouched."""
 
 
@@ -186,7 +188,7 @@ def finish(mngr: ocp.CheckpointManager) -> None:
 
 def raise_if_disk_full(exc: BaseException, mngr: ocp.CheckpointManager) -> None:
     """Re-raises a full-disk failure behind `exc` as one clear CheckpointWriteError line."""
-    from jaxae.guard import disk_full
+    from jaxae.runtime.guard import disk_full
 
     full = disk_full(exc)
     if full is None:
