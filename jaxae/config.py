@@ -21,6 +21,7 @@ RECONSTRUCTION_LOSSES = ("mse", "bce", "l1")
 LIKELIHOODS = ("bernoulli", "gaussian")
 PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 SCAN_MODES = ("auto", "on", "off")  # scan_epoch
+FAST_OPS_MODES = ("auto", "on", "off")  # fast_ops
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
@@ -58,6 +59,9 @@ def default_config() -> ml_collections.ConfigDict:
     # dispatch from a host iterator; 'auto': 'on' unless convolutions on XLA:CPU (parallel.py)
     c.scan_epoch = "auto"
     c.steps_per_dispatch = 0  # scan_epoch only: steps per dispatch; 0 = up to a whole epoch
+    # 'on': the XLA:CPU forms of jaxae/fast (same parameters, same math); 'off': plain Flax
+    # layers; 'auto': 'on' only when the default backend is the CPU
+    c.fast_ops = "auto"
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = "fashion_mnist"
@@ -98,6 +102,11 @@ def default_config() -> ml_collections.ConfigDict:
     # Model fields depend on the model; configs fill them from the model's own defaults.
     c.model = ml_collections.ConfigDict({"name": "vanilla"})
     return c
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """The JSON form of model `name`'s fields at their defaults (tuples as lists)."""
+    return json.loads(json.dumps(dict(model_config(name))))
 
 
 def model_config(name: str, **overrides: Any) -> ml_collections.ConfigDict:
@@ -225,6 +234,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
     _choice(config.parallel, "parallel", PARALLEL_MODES)
     _choice(config.scan_epoch, "scan_epoch", SCAN_MODES)
+    _choice(config.fast_ops, "fast_ops", FAST_OPS_MODES)
     _choice(config.schedule, "schedule", SCHEDULES)
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)

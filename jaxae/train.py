@@ -204,48 +204,6 @@ def _first_bad(metrics: dict[str, float]) -> str | None:
     return None
 
 
-def _run_meta(config: ml_collections.ConfigDict, num_params: int) -> dict:
-    return {
-        "config": json.loads(config_lib.to_json(config)),
-        "model": config.model.name,
-        "params": num_params,
-        "jaxae_format": checkpoint.FORMAT_VERSION,
-    }
-
-
-def _state_layout(abstract_state: Any) -> dict[str, str]:
-    """{path: 'dtype[shape]'} of every leaf: what a checkpoint must hold to restore into it."""
-    leaves = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
-    return {jax.tree_util.keystr(k): f"{a.dtype}{list(a.shape)}" for k, a in leaves}
-
-
-def _check_same_run(saved: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """A workdir resumes only the run it holds: same model and data, else one clear error."""
-    if saved.get("jaxae_format") != checkpoint.FORMAT_VERSION:
-        raise checkpoint.CheckpointMismatchError(
-            f"{workdir} holds a checkpoint in format {saved.get('jaxae_format')!r} but this jaxae "
-            f"writes format {checkpoint.FORMAT_VERSION}; use a new --workdir"
-        )
-    now = json.loads(config_lib.to_json(config))
-    for section in ("model", "dataset"):
-        if saved["config"].get(section) != now[section]:
-            raise checkpoint.CheckpointMismatchError(
-                f"{workdir} holds a run with {section} {saved['config'].get(section)} but the "
-                f"config asks for {now[section]}; use a new --workdir or the saved config"
-            )
-
-
-def _check_same_state(saved: dict, layout: dict[str, str], workdir: pathlib.Path) -> None:
-    """The saved train state must have this run's leaves (optimizer and its wrappers included)."""
-    saved_layout = saved.get("state_layout")
-    if saved_layout and saved_layout != layout:
-        diff = sorted(set(layout.items()) ^ set(saved_layout.items()))[0][0]
-        raise checkpoint.CheckpointMismatchError(
-            f"{workdir} holds a train state that differs at {diff} (optimizer, grad_clip or "
-            f"skip_nonfinite changed?); use a new --workdir or the saved config"
-        )
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Trains `config` in `workdir`, resuming from its latest intact checkpoint; returns a summary.
 
@@ -308,12 +266,11 @@ def _train_and_evaluate(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state
     )
     num_params = models.count_params(abstract_state.params)
-    meta = _run_meta(config, num_params)
-    meta["state_layout"] = _state_layout(abstract_state)
+    config_dict = json.loads(config_lib.to_json(config))
+    meta = checkpoint.run_meta(config_dict, num_params, checkpoint.state_layout(abstract_state))
 
     def check_meta(saved: dict) -> None:
-        _check_same_run(saved, config, workdir)
-        _check_same_state(saved, meta["state_layout"], workdir)
+        checkpoint.check_compatible(saved, workdir, config=config_dict, layout=meta["state_layout"])
 
     mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
     found = checkpoint.restore_latest_good(mngr, abstract_state, check_meta)

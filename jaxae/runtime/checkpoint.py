@@ -36,6 +36,66 @@ class CheckpointWriteError(UserError, OSError):
     """Writing a checkpoint failed (e.g. a full disk); earlier checkpoints are untouched."""
 
 
+def run_meta(config: dict, num_params: int, layout: dict[str, str]) -> dict:
+    """What every step stores beside the state: the config (JSON-ready dict), the model name,
+    the parameter count, the checkpoint format and the state layout (`state_layout`)."""
+    return {
+        "config": config,
+        "model": config["model"]["name"],
+        "params": num_params,
+        "jaxae_format": FORMAT_VERSION,
+        "state_layout": layout,
+    }
+
+
+def state_layout(abstract_state: Any) -> dict[str, str]:
+    """{path: 'dtype[shape]'} of every leaf: what a checkpoint must hold to restore into it."""
+    leaves = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+    return {jax.tree_util.keystr(k): f"{a.dtype}{list(a.shape)}" for k, a in leaves}
+
+
+def check_compatible(
+    saved: dict,
+    workdir: str | pathlib.Path,
+    *,
+    config: dict | None = None,
+    layout: dict[str, str] | None = None,
+) -> None:
+    """Raises CheckpointMismatchError (one line) unless the step's `saved` meta can be used here.
+
+    Always: the checkpoint format. With `config` (a JSON-ready dict): the same model and data;
+    model fields missing from an older checkpoint count as their defaults. With `layout`
+    (`state_layout` of the state to restore into): the same leaves, dtypes and shapes.
+    Shared by training (resume) and `jaxae.load` (analysis).
+    """
+    from jaxae import config as config_lib
+
+    if saved.get("jaxae_format") != FORMAT_VERSION:
+        raise CheckpointMismatchError(
+            f"{workdir} holds a checkpoint in format {saved.get('jaxae_format')!r} but this jaxae "
+            f"reads format {FORMAT_VERSION}; use a new --workdir"
+        )
+    if config is not None:
+        for section in ("model", "dataset"):
+            then, now = saved["config"].get(section, {}), config.get(section, {})
+            if section == "model" and then.get("name") == now.get("name"):
+                then = {**config_lib.model_defaults(then["name"]), **then}
+                now = {**config_lib.model_defaults(now["name"]), **now}
+            if json.dumps(then, sort_keys=True) != json.dumps(now, sort_keys=True):
+                raise CheckpointMismatchError(
+                    f"{workdir} holds a run with {section} {saved['config'].get(section)} but "
+                    f"the config asks for {config.get(section)}; use a new --workdir or the "
+                    f"saved config"
+                )
+    saved_layout = saved.get("state_layout")
+    if layout is not None and saved_layout and saved_layout != layout:
+        diff = sorted(set(layout.items()) ^ set(saved_layout.items()))[0][0]
+        raise CheckpointMismatchError(
+            f"{workdir} holds a train state that differs at {diff} (optimizer, grad_clip or "
+            f"skip_nonfinite changed?); use a new --workdir or the saved config"
+        )
+
+
 def state_checksum(state: Any) -> int | None:
     """CRC-32 over every leaf's path, dtype, shape and bytes; None if not fully addressable.
 
@@ -156,7 +216,6 @@ def save(
     """
     meta = {
         **meta,
-        "format_version": FORMAT_VERSION,
         "step": int(step),
         "state_crc32": state_checksum(state),
     }
