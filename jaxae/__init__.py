@@ -5,9 +5,10 @@ __all__ = ["contractive_penalty", "load"]
 
 def __getattr__(name: str):
     # Public functions are imported lazily so `import jaxae.config` (train.py's flag checks) stays
-    # free of jax; the module is `loading`, not `load`, so importing it never shadows the function.
+    # free of jax; `load` lives in jaxae/analysis/load.py, a submodule of jaxae.analysis, so
+    # importing it never shadows the function `jaxae.load`.
     if name == "load":
-        from jaxae.loading import load
+        from jaxae.analysis.load import load
 
         return load
     if name == "contractive_penalty":

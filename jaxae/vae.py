@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -12,6 +13,7 @@ from jax.scipy.special import logsumexp
 from jax.scipy.stats import norm
 
 from jaxae import data, losses
+from jaxae.runtime.batching import mean_over_batches
 
 
 def kl_weight(beta: float, warmup_steps: int, step: jax.Array | None) -> jax.Array:
@@ -41,7 +43,7 @@ def log_likelihood(logits: jax.Array, x: jax.Array, likelihood: str, sigma: floa
     return -losses.gaussian_nll(logits, x, sigma)
 
 
-def importance_sampled_nll(
+def log_importance_weights(
     model: nn.Module,
     variables: dict,
     x: jax.Array,
@@ -51,11 +53,11 @@ def importance_sampled_nll(
     likelihood: str = "bernoulli",
     sigma: float = 0.1,
 ) -> jax.Array:
-    """-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): x [B, ...] -> [B] nats.
+    """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x): x [B, ...] -> [B, K].
 
-    The estimate of log p(x) is a lower bound whose expectation rises to log p(x) as K grows;
-    K = 1 is the ELBO with a sampled KL. Samples are processed 10 at a time (vmapped) to bound
-    memory at 10 · B · D floats.
+    The one importance-sampling path: the NLL (`nll_from_log_weights`), summary.json's test NLL
+    (`nll_of_images`) and the analysis's NLL and ELBO all come from these weights. Sample k uses
+    split(key, K)[k]; samples are processed 10 at a time (vmapped), bounding memory at 10·B·D.
     """
     mu, logvar = model.apply(variables, x, train=False, method=model.encode)
     std = jnp.exp(0.5 * logvar)
@@ -69,7 +71,33 @@ def importance_sampled_nll(
         return log_px_z + log_pz - log_qz
 
     log_w = jax.lax.map(log_weight, jax.random.split(key, num_samples), batch_size=10)  # [K, B]
-    return -(logsumexp(log_w, axis=0) - math.log(num_samples))
+    return log_w.T
+
+
+def nll_from_log_weights(log_w: jax.Array) -> jax.Array:
+    """-log (1/K) Σ_k w_k from log weights [B, K] -> [B] nats (mean over k of log w: the ELBO)."""
+    return -(logsumexp(log_w, axis=-1) - math.log(log_w.shape[-1]))
+
+
+def importance_sampled_nll(
+    model: nn.Module,
+    variables: dict,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    num_samples: int,
+    likelihood: str = "bernoulli",
+    sigma: float = 0.1,
+) -> jax.Array:
+    """-log p(x) ≈ -log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): x [B, ...] -> [B] nats.
+
+    The estimate of log p(x) is a lower bound whose expectation rises to log p(x) as K grows;
+    K = 1 is the ELBO with a sampled KL.
+    """
+    log_w = log_importance_weights(
+        model, variables, x, key, num_samples=num_samples, likelihood=likelihood, sigma=sigma
+    )
+    return nll_from_log_weights(log_w)
 
 
 def nll_of_images(
@@ -86,32 +114,18 @@ def nll_of_images(
 ) -> float:
     """Mean importance-sampled NLL (nats per image) of uint8 `images` [N, H, W, C].
 
-    The images are binarized as in training ('dynamic': one fixed draw) before scoring.
+    With bin_key, sample_key = split(key): the images are binarized as in training ('dynamic':
+    one fixed draw from bin_key), then scored in padded batches of `chunk`, the batch starting
+    at `start` with importance samples from fold_in(sample_key, start).
     """
+    bin_key, sample_key = jax.random.split(key)
+    x = np.asarray(binarize(jnp.asarray(data.to_float(images)), binarization, bin_key))
 
     @jax.jit
-    def chunk_nll(variables, batch, mask, k):
-        bin_key, sample_key = jax.random.split(k)
-        x = binarize(data.to_float(batch), binarization, bin_key)
+    def sums(variables, batch, mask, k):
         nll = importance_sampled_nll(
-            model,
-            variables,
-            x,
-            sample_key,
-            num_samples=num_samples,
-            likelihood=likelihood,
-            sigma=sigma,
+            model, variables, batch, k, num_samples=num_samples, likelihood=likelihood, sigma=sigma
         )
-        return jnp.sum(nll * mask)
+        return {"nll": jnp.sum(nll * mask)}
 
-    total, n = 0.0, len(images)
-    chunk = min(chunk, n)
-    for start in range(0, n, chunk):
-        batch = images[start : start + chunk]
-        mask = np.ones(chunk, np.float32)
-        if len(batch) < chunk:  # pad to one shape: one compilation
-            mask[len(batch) :] = 0
-            pad = np.zeros((chunk - len(batch), *batch.shape[1:]), batch.dtype)
-            batch = np.concatenate([batch, pad])
-        total += float(chunk_nll(variables, batch, mask, jax.random.fold_in(key, start)))
-    return total / n
+    return mean_over_batches(functools.partial(sums, variables), x, chunk, sample_key)["nll"]

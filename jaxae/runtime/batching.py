@@ -52,10 +52,16 @@ def mean_over_batches(
     return {name: value / len(x) for name, value in totals.items()}
 
 
-def map_over_batches(fn: Callable[[Any], Any], x: np.ndarray, batch_size: int) -> Any:
-    """fn over x [N, ...] in padded batches; its outputs (pytrees of [b, ...]) joined: [N, ...]."""
+def map_over_batches(
+    fn: Callable[..., Any], x: np.ndarray, batch_size: int, *, key: jax.Array | None = None
+) -> Any:
+    """fn over x [N, ...] in padded batches; its outputs (pytrees of [b, ...]) joined: [N, ...].
+
+    With `key`, fn(batch, fold_in(key, start)) as in `mean_over_batches`; else fn(batch).
+    """
     outs = []
     for start, batch, _ in padded_batches(x, batch_size):
         m = min(len(batch), len(x) - start)
-        outs.append(jax.tree.map(lambda a, m=m: np.asarray(a)[:m], fn(batch)))
+        out = fn(batch) if key is None else fn(batch, jax.random.fold_in(key, start))
+        outs.append(jax.tree.map(lambda a, m=m: np.asarray(a)[:m], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)

@@ -122,6 +122,33 @@ def _single_device_target(mngr, step: int) -> Any:
     )
 
 
+def _check_config_json(meta: dict, workdir: pathlib.Path) -> None:
+    """Raises CheckpointMismatchError when workdir/config.json names another model than the
+    checkpoint (model fields missing from either count as their defaults)."""
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        return
+    on_disk = json.loads(config_path.read_text())
+    saved = meta["config"]
+    try:  # only the model is compared: the rest of config.json may change between resumes
+        checkpoint.check_compatible(
+            meta, workdir, config={**saved, "model": on_disk.get("model") or {}}
+        )
+    except checkpoint.CheckpointMismatchError:
+        raise checkpoint.CheckpointMismatchError(
+            f"{workdir}/checkpoints holds model {saved['model'].get('name')!r} "
+            f"{saved['model']} but config.json says {on_disk.get('model')}; the workdir mixes "
+            f"two runs, retrain into a new --workdir"
+        ) from None
+
+
+def _saved_config(saved: dict) -> ml_collections.ConfigDict:
+    """The checkpoint's config, its model fields overlaid on the model's current defaults: a
+    checkpoint saved before a model field existed loads with that field at its default."""
+    model = {**config_lib.model_defaults(saved["model"]["name"]), **saved["model"]}
+    return config_lib.from_dict({**saved, "model": model})
+
+
 def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
     """Loads the run in `workdir` at `step` (int, None/'latest' or 'best') onto the default device.
 
@@ -131,6 +158,26 @@ def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
     checkpoint.CheckpointMismatchError, each with one line.
     """
     workdir = pathlib.Path(workdir)
+    chosen, state, meta = _restore(workdir, step)
+    checkpoint.check_compatible(meta, workdir)  # the format
+    _check_config_json(meta, workdir)
+    config = _saved_config(meta["config"])
+    fields = dict(config.model)
+    model = models.create_model(fields.pop("name"), **fields)
+    variables = {"params": _to_device(state["params"])}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = _to_device(state["batch_stats"])
+    image_shape = tuple(fields.get("image_shape", (28, 28, 1)))
+    if _shapes(_abstract_variables(model, image_shape)) != _shapes(variables):
+        raise checkpoint.CheckpointMismatchError(
+            f"{workdir} at step {chosen}: the saved parameters do not fit model "
+            f"{config.model.name!r} built from its stored config; retrain into a new --workdir"
+        )
+    return Run(model=model, variables=variables, config=config, step=chosen, workdir=workdir)
+
+
+def _restore(workdir: pathlib.Path, step: int | str | None) -> tuple[int, dict, dict]:
+    """(chosen step, saved state as a nested dict on one device, its meta); one-line errors."""
     if not workdir.is_dir():
         raise RunNotFoundError(
             f"--workdir {workdir} does not exist; give the directory a training run wrote"
@@ -146,43 +193,23 @@ def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
         state, meta = checkpoint.restore(mngr, chosen, _single_device_target(mngr, chosen))
     finally:
         mngr.close()
-    if meta.get("jaxae_format") != checkpoint.FORMAT_VERSION:
-        raise checkpoint.CheckpointMismatchError(
-            f"{workdir} holds a checkpoint in format {meta.get('jaxae_format')!r} but this jaxae "
-            f"reads format {checkpoint.FORMAT_VERSION}; retrain it with this version"
-        )
-    saved = meta["config"]
-    config_path = workdir / "config.json"
-    if config_path.exists():
-        on_disk = json.loads(config_path.read_text())
-        if on_disk.get("model") != saved.get("model"):
-            raise checkpoint.CheckpointMismatchError(
-                f"{workdir}/checkpoints holds model {saved['model'].get('name')!r} "
-                f"{saved['model']} but config.json says {on_disk.get('model')}; the workdir mixes "
-                f"two runs, retrain into a new --workdir"
-            )
-    config = config_lib.from_dict(saved)
-    fields = dict(config.model)
-    model = models.create_model(fields.pop("name"), **fields)
+    return chosen, state, meta
 
-    def to_device(tree):
-        return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
 
-    variables = {"params": to_device(state["params"])}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = to_device(state["batch_stats"])
-    abstract = jax.eval_shape(
+def _to_device(tree: Any) -> Any:
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
+
+
+def _shapes(tree: Any) -> Any:
+    return jax.tree.map(lambda a: a.shape, dict(tree))
+
+
+def _abstract_variables(model: nn.Module, image_shape: tuple[int, ...]) -> Any:
+    """Shapes of model.init's variables for images [1, *image_shape] (nothing computed)."""
+    return jax.eval_shape(
         lambda: model.init(
             {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
-            jnp.zeros((1, *tuple(fields.get("image_shape", (28, 28, 1)))), jnp.float32),
+            jnp.zeros((1, *image_shape), jnp.float32),
             train=False,
         )
     )
-    want = jax.tree.map(lambda a: a.shape, dict(abstract))
-    got = jax.tree.map(lambda a: a.shape, variables)
-    if want != got:
-        raise checkpoint.CheckpointMismatchError(
-            f"{workdir} at step {chosen}: the saved parameters do not fit model "
-            f"{config.model.name!r} built from its stored config; retrain into a new --workdir"
-        )
-    return Run(model=model, variables=variables, config=config, step=chosen, workdir=workdir)

@@ -9,28 +9,37 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT
 
 import jaxae
-from jaxae import data, models, train
-from jaxae.loading import RunNotFoundError
+from jaxae import config as config_lib
+from jaxae import data, models
+from jaxae.analysis.load import RunNotFoundError
 from jaxae.runtime import checkpoint
 
 
-@pytest.fixture(scope="module")
-def linear_run(tmp_path_factory):
-    """A 6-step linear run with checkpoints at steps 3 and 6 and evaluations at both."""
-    workdir = tmp_path_factory.mktemp("linear_run")
-    config = tiny_config("linear", eval_every=3)
-    summary = train.train_and_evaluate(config, workdir)
-    return config, workdir, summary
+def _copy(linear_run, tmp_path):
+    """A copy of the session's linear run that a test may alter."""
+    copy = tmp_path / "run"
+    shutil.copytree(linear_run[1], copy)
+    return copy
+
+
+def _edit_meta(workdir, edit):
+    """Applies edit(meta dict) to the metadata stored beside every checkpoint of `workdir`."""
+    paths = sorted((workdir / "checkpoints").glob("*/meta/metadata"))
+    assert paths
+    for path in paths:
+        meta = json.loads(path.read_text())
+        edit(meta)
+        path.write_text(json.dumps(meta))
 
 
 def test_load_reproduces_the_final_test_mse(linear_run):
     config, workdir, summary = linear_run
     run = jaxae.load(workdir)
     assert run.step == 6 and run.config.to_dict() == config.to_dict()
-    assert isinstance(run.model, models.Linear)
+    assert isinstance(run.model, models.MODELS["linear"])
     ds = data.load_dataset("synthetic", max_train_examples=64, max_test_examples=32)
     x = data.to_float(ds.test_images)
     recon = np.asarray(run.reconstruct(x))
@@ -50,7 +59,7 @@ def test_load_gives_the_checkpointed_parameters_and_outputs(linear_run):
     direct = run.model.apply({"params": state["params"]}, x)[0]
     np.testing.assert_allclose(np.asarray(run.logits(x)), np.asarray(direct), rtol=1e-6)
     z = run.code(x)
-    assert z.shape == (4, 32)
+    assert z.shape == (4, 8)
     np.testing.assert_allclose(run.decode(z), run.reconstruct(x), rtol=1e-6)
 
 
@@ -74,26 +83,43 @@ def test_missing_workdir_and_missing_checkpoint_are_one_line_errors(tmp_path):
 
 
 def test_checkpoint_of_another_model_than_config_json_is_refused(linear_run, tmp_path):
-    _, workdir, _ = linear_run
-    mixed = tmp_path / "mixed"
-    shutil.copytree(workdir, mixed)
+    mixed = _copy(linear_run, tmp_path)
     other = json.loads((mixed / "config.json").read_text())
     other["model"] = {"name": "vanilla"}
     (mixed / "config.json").write_text(json.dumps(other))
-    with pytest.raises(checkpoint.CheckpointMismatchError, match="config.json says"):
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="config.json says") as e:
         jaxae.load(mixed)
+    assert "mixes two runs" in str(e.value) and len(str(e.value).splitlines()) == 1
 
 
-def test_analyze_cli_on_a_bad_workdir_prints_one_line(tmp_path, capsys):
-    from jaxae import analyze
-
-    with pytest.raises(SystemExit) as exit_info:
-        analyze.main(["--workdir", str(tmp_path / "missing")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "does not exist" in err[0], err
+def test_checkpoint_of_another_format_is_refused(linear_run, tmp_path):
+    old = _copy(linear_run, tmp_path)
+    _edit_meta(old, lambda meta: meta.update(jaxae_format=0))
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="in format 0 but this jaxae"):
+        jaxae.load(old)
 
 
+def test_a_checkpoint_saved_before_a_model_field_existed_loads_with_its_default(
+    linear_run, tmp_path
+):
+    """An older jaxae saved no `tied`: the model is built from today's defaults overlaid."""
+    old = _copy(linear_run, tmp_path)
+    _edit_meta(old, lambda meta: meta["config"]["model"].pop("tied"))
+    on_disk = json.loads((old / "config.json").read_text())
+    on_disk["model"].pop("tied")  # config.json from the same old version
+    (old / "config.json").write_text(json.dumps(on_disk))
+    run = jaxae.load(old)
+    assert run.config.model.tied == config_lib.model_defaults("linear")["tied"]
+    assert run.config.model.to_dict() == linear_run[0].model.to_dict()
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    np.testing.assert_array_equal(run.logits(x), jaxae.load(linear_run[1]).logits(x))
+    on_disk["model"]["latent_dim"] = 9  # still refused when a field really differs
+    (old / "config.json").write_text(json.dumps(on_disk))
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="config.json says"):
+        jaxae.load(old)
+
+
+@pytest.mark.slow
 def test_a_run_saved_on_two_devices_loads_on_one(tmp_path):
     env = {
         **os.environ,

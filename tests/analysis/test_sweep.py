@@ -8,11 +8,14 @@ import pytest
 from conftest import tiny_config
 
 from jaxae import config as config_lib
-from jaxae import sweep
+from jaxae.analysis import sweep
 
 
+@pytest.mark.slow
 def test_sweep_trains_one_run_per_size_and_compares_with_pca(tmp_path):
-    result = sweep.sweep(tiny_config("linear", num_steps=4), [4, 2], tmp_path)
+    from jaxae.train import train_and_evaluate
+
+    result = sweep.sweep(tiny_config("linear", num_steps=4), [4, 2], tmp_path, train_and_evaluate)
     assert json.loads((tmp_path / "sweep.json").read_text()) == result
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert result["field"] == "model.latent_dim" and result["elbow_code_size"] is None

@@ -1,45 +1,28 @@
 """python -m jaxae.analyze: every analysis writes its figure and numbers; the report is complete."""
 
-import dataclasses
 import html
 import html.parser
 import json
+import shutil
+import subprocess
+import sys
 
-import jax
-import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import ROOT
 
-from jaxae import analyze, config, data, train
-from jaxae.loading import load
+from jaxae import config
+from jaxae.analysis import cli
 
-LIMITS = analyze.Limits(
-    eval_examples=32,
-    tsne_points=32,
-    probe_train=64,
-    probe_test=32,
-    pca_train=64,
-    nll_examples=8,
-    nll_samples=4,
-    batch_size=32,
-)
+from .conftest import LIMITS
 
 
 @pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    """A tiny conv_vae run with class 0 held out of training: every analysis but pca_angles."""
-    workdir = tmp_path_factory.mktemp("conv_vae_run")
-    cfg = tiny_config("conv_vae", **{"dataset.exclude_class": 0})
-    summary = train.train_and_evaluate(cfg, workdir)
-    out = analyze.analyze(workdir, limits=LIMITS)
-    return workdir, summary, out
-
-
-@pytest.fixture(scope="module")
-def linear_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("linear_run")
-    summary = train.train_and_evaluate(tiny_config("linear", **{"model.latent_dim": 8}), workdir)
-    return workdir, summary
+def analyzed(vae_run, tmp_path_factory):
+    """(workdir, summary, analysis.json) of every analysis on a copy of the session's VAE run."""
+    workdir, summary = vae_run
+    copy = tmp_path_factory.mktemp("analyzed") / "run"
+    shutil.copytree(workdir, copy)
+    return copy, summary, cli.analyze(copy, limits=LIMITS)
 
 
 class _Links(html.parser.HTMLParser):
@@ -51,11 +34,12 @@ class _Links(html.parser.HTMLParser):
         self.links += [v for k, v in attrs if k in ("src", "href") and not v.startswith("#")]
 
 
-def test_every_analysis_writes_its_figures_and_numbers(vae_run):
-    workdir, summary, out = vae_run
+@pytest.mark.slow
+def test_every_analysis_writes_its_figures_and_numbers(analyzed):
+    workdir, _, out = analyzed
     outdir = workdir / "analysis"
     assert json.loads((outdir / "analysis.json").read_text()) == out
-    assert list(out["analyses"]) == list(analyze.ANALYSES)
+    assert list(out["analyses"]) == list(cli.ANALYSES)
     for name, entry in out["analyses"].items():
         if name == "pca_angles":
             assert "not the linear autoencoder" in entry["skipped"]
@@ -75,8 +59,9 @@ def test_every_analysis_writes_its_figures_and_numbers(vae_run):
     }
 
 
-def test_numbers_are_consistent(vae_run):
-    _, summary, out = vae_run
+@pytest.mark.slow
+def test_numbers_are_consistent(analyzed):
+    _, summary, out = analyzed
     a = {name: entry.get("numbers") for name, entry in out["analyses"].items()}
     metrics = a["test_metrics"]
     assert metrics["examples"] == 32 and len(metrics["per_class"]) == 10
@@ -99,8 +84,9 @@ def test_numbers_are_consistent(vae_run):
     assert set(a["training_curves"]["terms"]) >= {"loss", "kl", "recon", "elbo", "grad_norm"}
 
 
-def test_report_references_only_files_that_exist(vae_run):
-    workdir, _, out = vae_run
+@pytest.mark.slow
+def test_report_references_only_files_that_exist(analyzed):
+    workdir, _, out = analyzed
     text = (workdir / "analysis" / "report.html").read_text()
     parser = _Links()
     parser.feed(text)
@@ -111,38 +97,50 @@ def test_report_references_only_files_that_exist(vae_run):
     assert figures <= set(parser.links)
     assert '"latent_dim": 128' in html.unescape(text)  # the config
     assert "images_per_second" in text  # summary.json
+    assert cli.ANALYSES["anomaly"].__doc__.strip() in html.unescape(text)
 
 
-def test_only_reruns_some_analyses_and_keeps_the_rest(vae_run):
-    workdir, _, out = vae_run
-    again = analyze.analyze(workdir, only=["parameters"], limits=LIMITS)
+@pytest.mark.slow
+def test_only_reruns_some_analyses_and_keeps_the_rest(analyzed):
+    workdir, _, out = analyzed
+    again = cli.analyze(workdir, only=["parameters"], limits=LIMITS)
     assert again == out  # same checkpoint, deterministic numbers
+
+
+def test_only_and_step_flags_are_checked():
+    assert cli.parse_only(None) == list(cli.ANALYSES)
+    assert cli.parse_only("vae, parameters") == ["vae", "parameters"]  # in ANALYSES order
     with pytest.raises(config.ConfigError, match="choose from training_curves"):
-        analyze.parse_only("parameters,nope")
+        cli.parse_only("parameters,nope")
+    assert [cli.parse_step(s) for s in (None, "best", "latest", "12")] == [
+        None,
+        "best",
+        "latest",
+        12,
+    ]
+    with pytest.raises(config.ConfigError, match="is not a step"):
+        cli.parse_step("last")
 
 
-def test_pca_angles_of_a_linear_run(linear_run):
-    workdir, summary = linear_run
-    out = analyze.analyze(workdir, only=["pca_angles", "anomaly", "vae"], limits=LIMITS)
-    entry = out["analyses"]["pca_angles"]
-    assert entry["figures"] == ["pca_angles.png"]
-    angles = entry["numbers"]["angles_degrees"]
-    assert len(angles) == 8 and all(0 <= x <= 90 for x in angles)
-    assert entry["numbers"]["linear_ae_test_mse"] == pytest.approx(summary["mse"], rel=1e-5)
-    assert "exclude_class" in out["analyses"]["anomaly"]["skipped"]
-    assert "not a VAE" in out["analyses"]["vae"]["skipped"]
+def test_analyze_cli_on_a_bad_workdir_prints_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--workdir", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "does not exist" in err[0], err
 
 
-def test_pca_angles_are_zero_for_a_decoder_spanning_the_pca_subspace(linear_run):
-    workdir, _ = linear_run
-    run = load(workdir)
-    ds = data.load_dataset("synthetic", max_train_examples=64, max_test_examples=32)
-    x = data.to_float(ds.train_images).reshape(64, -1)
-    _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
-    mix = np.random.default_rng(0).normal(size=(8, 8))  # any basis of the same span
-    params = dict(run.variables["params"], dec_kernel=jax.numpy.asarray(mix @ vt[:8]))
-    run = dataclasses.replace(run, variables={"params": params})
-    ctx = analyze.Context(run, ds, workdir, LIMITS)
-    numbers = analyze.pca_angles(ctx)
-    assert numbers["max_angle_degrees"] < 0.1
-    assert numbers["pca_variance_in_decoder_span"] == pytest.approx(1.0, abs=1e-6)
+def test_python_m_jaxae_analyze_runs_the_package_cli(tmp_path, capsys):
+    """The public entry point: `python -m jaxae.analyze` is jaxae/analyze.py calling cli.main."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "python -m jaxae.analyze" in help_text and "training_curves" in help_text
+    bad = subprocess.run(
+        [sys.executable, "-m", "jaxae.analyze", "--workdir", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2 and "does not exist" in bad.stderr, bad.stderr

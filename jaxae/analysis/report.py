@@ -1,0 +1,103 @@
+"""report.html of an analysis (every figure and number, the config and summary) and its JSON."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from jaxae import config as config_lib
+from jaxae.analysis.load import Run
+
+
+def jsonable(x: Any) -> Any:
+    """numpy → Python; NaN/inf → strings (JSON has none)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else str(float(x))
+    return x
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0} pre{background:#f6f6f6;padding:.8em;
+overflow-x:auto;font-size:.85em} table{border-collapse:collapse} td,th{padding:.2em .8em;
+border-bottom:1px solid #eee;text-align:left} .skip{color:#888;font-style:italic}
+nav{display:flex;flex-wrap:wrap;gap:.3em 1em}
+"""
+
+
+def _table(d: dict) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in d.items()
+        if not isinstance(v, dict | list)
+    )
+    return f"<table>{rows}</table>" if rows else ""
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def write_report(run: Run, out: dict, path: pathlib.Path, docs: dict[str, str]) -> None:
+    """report.html: every figure (relative paths), the numbers, config.json and summary.json.
+
+    `out` is analysis.json's content; docs[name] is the paragraph shown under each analysis.
+    """
+    parts = _head(run, out)
+    for name, entry in out["analyses"].items():
+        parts += _section(name, entry, docs.get(name, ""))
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts) + "\n")
+
+
+def _head(run: Run, out: dict) -> list[str]:
+    """The title, navigation, summary.json table and config of the report."""
+    summary_path = run.workdir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>jaxae analysis: "
+        f"{html.escape(run.workdir.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(out['model'])} on {html.escape(out['dataset'])}: analysis of "
+        f"{html.escape(run.workdir.name)}</h1>",
+        f"<p>Workdir <code>{html.escape(out['workdir'])}</code>, checkpoint step {out['step']}. "
+        "Every number is also in <a href='analysis.json'>analysis.json</a>.</p>",
+        "<nav>"
+        + "".join(f"<a href='#{n}'>{n}</a>" for n in ["summary", "config", *out["analyses"]])
+        + "</nav>",
+        "<h2 id='summary'>Summary (summary.json)</h2>",
+        _table(summary) if summary else "<p class='skip'>no summary.json: training unfinished</p>",
+        "<h2 id='config'>Config</h2><details><summary>config of the checkpoint</summary><pre>"
+        + html.escape(config_lib.to_json(run.config))
+        + "</pre></details>",
+    ]
+
+
+def _section(name: str, entry: dict, doc: str) -> list[str]:
+    """One analysis: its heading and doc, then its figures and numbers (or why it was skipped)."""
+    parts = [f"<h2 id='{name}'>{name.replace('_', ' ')}</h2><p>{html.escape(doc)}</p>"]
+    if "skipped" in entry:
+        return [*parts, f"<p class='skip'>skipped: {html.escape(entry['skipped'])}</p>"]
+    for fig in entry["figures"]:
+        parts.append(f"<img src='{html.escape(fig)}' alt='{html.escape(fig)}'>")
+    numbers = entry["numbers"]
+    parts.append(_table(numbers))
+    parts.append(
+        "<details><summary>all numbers</summary><pre>"
+        + html.escape(json.dumps(numbers, indent=2))
+        + "</pre></details>"
+    )
+    return parts
