@@ -39,6 +39,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -192,7 +193,7 @@ def read_idx_images(path: pathlib.Path):
     magic, n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, 16, 4))
     if magic != 2051:
         raise BenchError(f"{path}: not an IDX image file (magic {magic})")
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(n, h, w)
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(n, h, w).copy()  # writable
 
 
 def _idx_file(directory: pathlib.Path, stem: str) -> pathlib.Path:
@@ -358,6 +359,11 @@ def _tail(text: str, lines: int = 6) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args):
     """One timed cold run of `side` ('jaxae' or 'ref'): {'seconds', 'mse', ...} or {'error'}."""
     workdir = tempfile.mkdtemp(prefix=f"e2e_{model}_") if side == "jaxae" else None
@@ -365,13 +371,18 @@ def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args)
         cmd = jaxae_command(model, workdir, epochs, smoke=args.smoke, vae=model == "conv_vae")
     else:
         cmd = reference_command(model, epochs, settings, args)
+    # the 1-minute load average before, and the run's own CPU seconds: what other processes on
+    # the machine were doing shows in both (an oversubscribed torch spins in its OpenMP waits)
     record: dict[str, Any] = {"model": model, "side": side, "command": cmd}
+    record["load_before"] = os.getloadavg()[0]
+    cpu = _children_cpu()
     t = time.perf_counter()
     try:
         proc = subprocess.run(
             cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, check=False
         )
         record["seconds"] = time.perf_counter() - t
+        record["cpu_seconds"] = _children_cpu() - cpu
         if proc.returncode != 0:
             raise BenchError(f"exit {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
         if side == "jaxae":
@@ -566,7 +577,8 @@ def main(argv: list[str]) -> int:
             done = (
                 f"error: {record['error']}"
                 if "error" in record
-                else f"{record['seconds']:.1f} s, test MSE {record['mse']:.4f}"
+                else f"{record['seconds']:.1f} s ({record.get('cpu_seconds', 0):.1f} CPU s, "
+                f"load {record.get('load_before', 0):.1f} before), test MSE {record['mse']:.4f}"
             )
             print(f"  {name} {side} #{rep + 1}: {done}", file=sys.stderr, flush=True)
         row = summarize(name, args.epochs, records)

@@ -239,3 +239,4 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
     sides = [r["side"] for r in result["runs"]]
     assert sides == (["jaxae", "ref"] if HAVE_TORCH else ["jaxae"])
     assert all(0.0 < r["mse"] < 1.0 for r in result["runs"])
+    assert all(r["cpu_seconds"] > 0.0 and r["seconds"] > 0.0 for r in result["runs"])
