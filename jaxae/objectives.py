@@ -11,15 +11,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxae import contractive, corruption, losses, models, vae
+from jaxae.rng import stream
 
 # objective(params, batch_stats, x, rng, train=..., step=None)
 #   -> (loss, (terms, new_batch_stats, logits))
 #   x: [B, H, W, C] float32 in [0, 1]; terms: name -> [B] per-example values; step: the update
 #   count (int32 scalar) during training, for schedules inside the loss such as KL warm-up.
 Objective = Callable[..., tuple[jax.Array, tuple[dict[str, jax.Array], Any, jax.Array]]]
-
-# Keys beyond (dropout, sample) are folded in, so configs without these terms draw the same keys.
-_NOISE_KEY, _PROBE_KEY, _BINARIZE_KEY = 101, 102, 103
 
 
 def _vae_forward(module: nn.Module, x: jax.Array, key: jax.Array, train: bool):
@@ -73,13 +71,13 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
         variables = {"params": params}
         if batch_stats:
             variables["batch_stats"] = batch_stats
-        dropout_key, sample_key = jax.random.split(rng)
-        target = vae.binarize(x, binarization, jax.random.fold_in(rng, _BINARIZE_KEY))
+        dropout_key, sample_key = stream(rng, "dropout"), stream(rng, "sample")
+        target = vae.binarize(x, binarization, stream(rng, "binarize"))
         inputs = target
         if train:
             inputs = corruption.corrupt(
                 target,
-                jax.random.fold_in(rng, _NOISE_KEY),
+                stream(rng, "noise"),
                 denoise.kind,
                 sigma=float(denoise.sigma),
                 p=float(denoise.p),
@@ -116,13 +114,14 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
                 terms["sparsity_kl"] = losses.sparsity_kl(z, rho)
                 per_example = per_example + sparse_beta * terms["sparsity_kl"]
         if cae_weight:
-            kernel = params["enc_0"]["kernel"] if cae.method == "closed_form" else None
+            closed_form = cae.method == "closed_form"  # one sigmoid layer: Vanilla, hidden=()
+            kernel = params[model.code_layer_name()]["kernel"] if closed_form else None
             terms["contractive"] = contractive.contractive_penalty(
                 encode_fn(variables),
                 inputs,
                 method=cae.method,
                 num_probes=int(cae.num_probes),
-                key=jax.random.fold_in(rng, _PROBE_KEY),
+                key=stream(rng, "probe"),
                 kernel=kernel,
             )
             per_example = per_example + cae_weight * terms["contractive"]

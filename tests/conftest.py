@@ -35,27 +35,6 @@ def assert_trees_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def train_mode_loss(name: str, batch: int = 4):
-    """(loss(params, x), (params, x)) of models.create_model(NAME) in train mode (BatchNorm on
-    batch statistics): the MSE of sigmoid(logits) on uniform 28×28×1 images."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxae import models
-
-    model = models.create_model(name)
-    x = jax.random.uniform(jax.random.PRNGKey(0), (batch, 28, 28, 1))
-    variables = model.init(jax.random.PRNGKey(1), x, train=False)
-
-    def loss(params, x):
-        (logits, _), _ = model.apply(
-            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
-        )
-        return jnp.mean((jax.nn.sigmoid(logits) - x) ** 2)
-
-    return loss, (variables["params"], x)
-
-
 def ynn_fusion_bodies(hlo_text: str) -> list[str]:
     """The computations of a compiled XLA:CPU program that run as YNNPACK fusions."""
     import re
@@ -89,11 +68,3 @@ def tiny_config(name: str, **overrides):
             target = target[part]
         target[leaf] = value
     return config
-
-
-@pytest.fixture(scope="session")
-def four_device_runs(tmp_path_factory):
-    """(process, root): one subprocess training on 4 simulated CPU devices (test_parallel.py)."""
-    from test_parallel import start_four_device_runs
-
-    return start_four_device_runs(tmp_path_factory.mktemp("four_devices"))

@@ -59,10 +59,10 @@ def shard_step(step: Step, mesh: Mesh) -> Step:
     )
 
 
-def compile_step(step: Step, mesh: Mesh) -> Step:
+def compile_step(step: Step, mesh: Mesh, *, fast: bool = False) -> Step:
     """jit with the batch split over the mesh, state and metrics replicated, state donated.
 
-    Compiled with tuning.step_compiler_options() (XLA's own convolutions on CPU).
+    With `fast`, compiled with the fast ops' XLA options (XLA's own convolutions on CPU).
     """
     replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     return jax.jit(
@@ -70,8 +70,12 @@ def compile_step(step: Step, mesh: Mesh) -> Step:
         in_shardings=(replicated, batch, replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
-        compiler_options=tuning.step_compiler_options(),
+        compiler_options=_compiler_options(fast),
     )
+
+
+def _compiler_options(fast: bool) -> dict[str, str] | None:
+    return tuning.step_compiler_options() if fast else None
 
 
 def epoch_permutation(key: jax.Array, epoch: jax.Array | int, n: int) -> jax.Array:
@@ -88,7 +92,13 @@ def batch_indices(perm: jax.Array, i: jax.Array | int, batch_size: int) -> jax.A
 
 
 def make_scan_dispatch(
-    step: Step, mesh: Mesh, data_key: jax.Array, batch_size: int, steps_per_epoch: int
+    step: Step,
+    mesh: Mesh,
+    data_key: jax.Array,
+    batch_size: int,
+    steps_per_epoch: int,
+    *,
+    fast: bool = False,
 ) -> Callable[[Any, jax.Array, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
     """`dispatch(state, images, rng, length) -> (state, metrics [length])`: `length` steps in one
     call, by lax.scan over batches gathered from `images` [N, H, W, C] (uint8, on the device).
@@ -116,7 +126,7 @@ def make_scan_dispatch(
         out_shardings=(replicated, replicated),
         static_argnums=3,
         donate_argnums=0,
-        compiler_options=tuning.step_compiler_options(),
+        compiler_options=_compiler_options(fast),
     )
 
 

@@ -5,7 +5,7 @@ import pathlib
 
 import numpy as np
 import pytest
-from fake_idx import write_fake_mnist
+from .fake_idx import write_fake_mnist
 
 from jaxae import data
 

@@ -4,7 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-from fake_idx import idx_bytes, write_idx
+from .fake_idx import idx_bytes, write_idx
 
 from jaxae import data
 

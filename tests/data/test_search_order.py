@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from fake_idx import fake_mnist, write_fake_mnist, write_idx
+from .fake_idx import fake_mnist, write_fake_mnist, write_idx
 
 from jaxae import data
 from jaxae.data import idx, tfds

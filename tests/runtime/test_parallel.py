@@ -74,7 +74,7 @@ def assert_close(a, b, rtol=2e-5, atol=2e-6):
 FOUR_DEVICE_SCRIPT = """
     import json, sys
     import jax, numpy as np
-    from test_parallel import config
+    from runtime.test_parallel import config
     from jaxae import train
     from jaxae.runtime import checkpoint, parallel
     assert jax.device_count() == 4, jax.devices()

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
-from test_parallel import _four, assert_close, params_of
+
+from .test_parallel import _four, assert_close, params_of
 
 # the command line equivalent of test_parallel.config(): tiny_config("deep_fc") + OVERRIDES
 FLAGS = [
