@@ -9,11 +9,9 @@ import sys
 
 from jaxae import config as config_lib
 from jaxae import errors
-from jaxae.fast import process as tuning
 
 
 def main(argv: list[str]) -> None:
-    tuning.for_training()  # before JAX starts its threads or compiles; see jaxae/tuning.py
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, help="a config file, e.g. configs/conv_deep.py")
     parser.add_argument("--workdir", required=True, help="where checkpoints and metrics go")
@@ -33,7 +31,10 @@ def main(argv: list[str]) -> None:
     with errors.one_line_errors():
         config = config_lib.load_file(args.config)
         config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
-        from jaxae.runtime import distributed  # jax imports after the arguments are checked
+        from jaxae.fast import process  # jax imports after the arguments are checked
+
+        process.before_jax(config.fast_ops)  # malloc: effective only before JAX's backend starts
+        from jaxae.runtime import distributed
 
         distributed.initialize(
             args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed

@@ -2,9 +2,10 @@
 
     python benchmarks/ops.py
 
-Plain XLA ops (lax.conv_transpose, reduce_window max-pool) next to the formulations models.py
-uses (one stride-1 conv per output phase, the four-corner max-pool), and the C=1 input/output
-convs, all compiled with the train step's options (tuning.step_compiler_options).
+Plain XLA ops (lax.conv_transpose, reduce_window max-pool) next to the forms of the fast ops
+(jaxae/fast/: one stride-1 conv per output phase, the four-corner max-pool), and the C=1
+input/output convs, all compiled with the fast train step's options
+(fast.process.step_compiler_options).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jaxae import models  # noqa: E402
-from jaxae.fast import process as tuning
+from jaxae.fast import process  # noqa: E402
+from jaxae.fast.conv_transpose import conv_transpose_by_phases  # noqa: E402
+from jaxae.fast.pool import max_pool_2x2  # noqa: E402
 
 BATCH = 128
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def milliseconds(f, *args, reps: int = 7) -> float:
-    """Median wall time of jit(f)(*args), compiled as the train step is, compilation excluded."""
-    f = jax.jit(f, compiler_options=tuning.step_compiler_options())
+    """Median wall time of jit(f)(*args), compiled as the fast train step is, compilation
+    excluded."""
+    f = jax.jit(f, compiler_options=process.step_compiler_options(True))
     jax.block_until_ready(f(*args))
     times = []
     for _ in range(reps):
@@ -62,13 +65,13 @@ def main() -> None:
             return jax.lax.conv_transpose(x, w, (2, 2), padding, dimension_numbers=NHWC)
 
         def phases(x, w, padding=padding):
-            return models.conv_transpose_by_phases(x, w, (2, 2), padding)
+            return conv_transpose_by_phases(x, w, (2, 2), padding)
 
         row(name + " lax", plain, x, w)
         row(name + " phases", phases, x, w)
     x = jax.random.normal(key, (BATCH, 28, 28, 16))
     row("maxpool 2x2 28x28x16 reduce_window", lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)
-    row("maxpool 2x2 28x28x16 corners (models)", lambda x: models.max_pool_2x2(x), x)
+    row("maxpool 2x2 28x28x16 corners (fast)", lambda x: max_pool_2x2(x), x)
     for c_in, f in [(1, 16), (16, 1)]:
         x = jax.random.normal(key, (BATCH, 28, 28, c_in))
         w = jax.random.normal(key, (3, 3, c_in, f))

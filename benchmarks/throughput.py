@@ -50,13 +50,16 @@ def matmul_flops_per_second(n: int = 1024, reps: int = 10) -> float:
 
 class JaxRunner:
     """`steps` train steps of configs/NAME.py per call, run as train.py runs them by default
-    (`scan_epoch='auto'`): one lax.scan dispatch over a device-resident set of `steps` batches
+    on CPU (`fast_ops='auto'`: the fast ops, their optimizer and compile options; and
+    `scan_epoch='auto'`): one lax.scan dispatch over a device-resident set of `steps` batches
     when train.py would scan (models without convolutions on CPU), otherwise one jitted,
     state-donating step per batch already on the device. Either way the mesh and the step are
     the library's own.
     """
 
     def __init__(self, name: str, batch: int, steps: int):
+        import functools
+
         import jax
         import numpy as np
         from jax.sharding import NamedSharding
@@ -68,18 +71,19 @@ class JaxRunner:
         config = importlib.import_module(f"configs.{name}").get_config()
         config.batch_size = batch
         fields = dict(config.model)
-        model = models.create_model(fields.pop("name"), **fields)
+        model = models.create_model(fields.pop("name"), fast=True, **fields)
         image_shape = tuple(fields.get("image_shape", (28, 28, 1)))
-        tx, schedule = optim.make_optimizer(config, 10_000)
+        tx, schedule = optim.make_optimizer(config, 10_000, fast=True)
         objective = objectives.make_objective(config, model)
-        step = train.make_train_step(objective, tx, schedule)
+        norm = functools.partial(optim.global_norm, fast=True)
+        step = train.make_train_step(objective, tx, schedule, norm=norm)
         mesh = parallel.make_mesh()
         images = np.random.default_rng(0).integers(0, 256, (steps, batch, *image_shape), np.uint8)
         sharding, replicated = NamedSharding(mesh, P(parallel.AXIS)), NamedSharding(mesh, P())
         self.state = jax.device_put(train.init_state(model, tx, image_shape, 0), replicated)
         self.params = models.count_params(self.state.params)
         self.rng = jax.device_put(jax.random.PRNGKey(0), replicated)
-        self.step = parallel.compile_step(step, mesh)
+        self.step = parallel.compile_step(step, mesh, fast=True)
         one_batch = jax.ShapeDtypeStruct(images.shape[1:], images.dtype, sharding=sharding)
         cost = self.step.lower(self.state, one_batch, self.rng).compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
@@ -88,7 +92,7 @@ class JaxRunner:
         if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
             self.dispatch = parallel.make_scan_dispatch(
-                step, mesh, jax.random.PRNGKey(1), batch, steps
+                step, mesh, jax.random.PRNGKey(1), batch, steps, fast=True
             )
         else:
             self.batches = [jax.device_put(b, sharding) for b in images]
@@ -288,11 +292,11 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.reps < 2:
         parser.error("--reps must be at least 2 (the spread needs two pairs)")
-    from jaxae.fast import process as tuning
+    from jaxae.fast import process
 
-    # as train.py does; the malloc setting applies to torch too (one process), sparing it some
-    # page faults as well (README, attempts 5 and 6)
-    tuning.for_training()
+    # as train.py does with fast ops on; the malloc setting applies to torch too (one process),
+    # sparing it some page faults as well (README, attempts 5 and 6)
+    process.before_jax("on")
     try:
         import torch
     except ImportError:
@@ -300,12 +304,13 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     import jax
 
+    notes = process.for_training(True)
     flop_rate = matmul_flops_per_second()
     print(
         f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
         f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; "
-        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s",
+        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s; fast ops on: {', '.join(notes)}",
         flush=True,
     )
     print(

@@ -116,10 +116,9 @@ def model_config(name: str, **overrides: Any) -> ml_collections.ConfigDict:
     if name not in models.MODELS:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(models.MODELS)}")
     fields = {"name": name}
+    config_fields = models.model_fields(models.MODELS[name])  # not Flax's parent/name, nor ops
     for f in dataclasses.fields(models.MODELS[name]):
-        if f.name in ("parent", "name") or not f.init:
-            continue
-        if f.default is not dataclasses.MISSING:
+        if f.name in config_fields and f.default is not dataclasses.MISSING:
             fields[f.name] = f.default
     unknown = set(overrides) - set(fields)
     if unknown:

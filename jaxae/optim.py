@@ -5,49 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 
-# Leaves with at least this many entries (and 2+ dimensions) are squared-summed as a
-# matrix-vector product; smaller ones by a plain sum.
-_MATVEC_MIN_SIZE = 4096
+from jaxae.fast import norm as fast_norm
+
+# Optax's global norm: optax.tree.norm where this Optax has it, optax.global_norm before
+_optax_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 
 
-def global_norm(tree: Any) -> jax.Array:
-    """‖tree‖₂ over all leaves, the value of `optax.tree.norm(tree)` (to float rounding).
-
-    Each large leaf's sum of squares is a product with a ones vector: as a reduction, XLA:CPU
-    rewrites it into a 32×32 tree reduction (a reduce-window, then a reduce), which took 0.5 ms
-    of a 2.7 ms vanilla step and 0.9 of 6.9 ms in deep_fc's (benchmarks/README.md, attempt 14).
-    The barrier keeps XLA from folding the product back into a reduction.
-    """
-    total = jnp.zeros((), jnp.float32)
-    for leaf in jax.tree.leaves(tree):
-        if leaf.ndim >= 2 and leaf.size >= _MATVEC_MIN_SIZE:
-            rows = leaf.reshape(-1, leaf.shape[-1])
-            ones = jax.lax.optimization_barrier(jnp.ones((rows.shape[1],), rows.dtype))
-            squares = jnp.sum(jnp.dot(jnp.square(rows), ones, preferred_element_type=jnp.float32))
-        else:
-            squares = jnp.sum(jnp.square(leaf))
-        total = total + squares.astype(jnp.float32)
-    return jnp.sqrt(total)
-
-
-def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-    """`optax.clip_by_global_norm(max_norm)` computed with `global_norm`: the same rule (scale
-    the updates by max_norm / norm when norm ≥ max_norm) and the same (empty) state."""
-
-    def update(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, Any]:
-        del params
-        norm = global_norm(updates)
-        keep = norm < max_norm
-        clipped = jax.tree.map(
-            lambda t: jnp.where(keep, t, (t / norm.astype(t.dtype)) * max_norm), updates
-        )
-        return clipped, state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+def global_norm(tree: Any, *, fast: bool = False) -> jax.Array:
+    """‖tree‖₂ over all leaves: []. Optax's, or with `fast` jaxae.fast.norm's matrix-vector form
+    of the same value (to float rounding), which XLA:CPU runs without a tree reduction."""
+    if fast:
+        return fast_norm.global_norm(tree)
+    return _optax_norm(tree)
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -68,9 +40,13 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
 
 
 def make_optimizer(
-    config: ml_collections.ConfigDict, total_steps: int
+    config: ml_collections.ConfigDict, total_steps: int, *, fast: bool = False
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """(optimizer, schedule): adam/adamw/sgd, optional global-norm clipping first.
+
+    The clipping is `optax.clip_by_global_norm`, or with `fast` jaxae.fast.norm's form of it:
+    the same rule and the same (empty) state, so the optimizer state, and with it the
+    checkpoint layout, does not depend on `fast`.
 
     With `skip_nonfinite` N > 0 the whole chain is wrapped in optax.apply_if_finite: an update
     with NaN/inf gradients is dropped (up to N in a row) and counted in the optimizer state.
@@ -87,7 +63,8 @@ def make_optimizer(
         if config.weight_decay:
             tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
     if config.grad_clip:
-        tx = optax.chain(clip_by_global_norm(config.grad_clip), tx)
+        clip = fast_norm.clip_by_global_norm if fast else optax.clip_by_global_norm
+        tx = optax.chain(clip(config.grad_clip), tx)
     if config.skip_nonfinite:  # outermost, so the train step can read its counters
         tx = optax.apply_if_finite(tx, max_consecutive_errors=config.skip_nonfinite)
     return tx, schedule

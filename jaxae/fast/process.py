@@ -1,9 +1,12 @@
-"""Settings that make training on XLA:CPU faster with the same math.
+"""Process and compile settings that make training on XLA:CPU faster with the same math.
 
-Two are process-wide: `for_training()` applies both; `train.py`, `jaxae.sweep` and the
-benchmarks call it first thing, before JAX compiles or runs anything. A library import never
-does: they change the process. One is per compilation: `step_compiler_options()`, which the
-train and eval steps are always compiled with (parallel.compile_step, train.py).
+They come with the fast ops (`fast_ops`); with them off nothing here changes the process.
+Two are process-wide and last until it exits, and a library import sets neither: the malloc
+setting has to come before JAX's backend starts, so train.py sets it from the config's mode
+(`before_jax(config.fast_ops)`); the threefry lowering comes with `for_training(fast)`, which
+the training loop calls once it has resolved the mode, before the first step compiles, and which
+says what applies. One is per compilation: `step_compiler_options(fast)`, which the train and
+eval steps are compiled with (parallel.compile_step, jaxae.train).
 
 - `reuse_freed_memory()`: XLA:CPU allocates each execution's temporaries as one block (88 MB
   for a conv_deep step at batch 128) with posix_memalign on a worker thread. glibc serves a
@@ -14,8 +17,10 @@ train and eval steps are always compiled with (parallel.compile_step, train.py).
 - `unroll_threefry()`: JAX lowers the threefry2x32 hash (every jax.random call: dropout masks,
   fold_in, VAE noise) to a 5-iteration while loop on CPU and to straight-line code elsewhere.
   The loop costs thunks and copies each iteration; the straight-line form computes the same
-  bits (tests/test_tuning.py) and made the deep_fc step 19% faster. XLA then fuses the ops
-  around it differently, so float results may differ in the last bits from an untuned run.
+  bits (tests/fast/test_process.py) and made the deep_fc step 19% faster. XLA then fuses the
+  ops around it differently, so float results may differ in the last bits from an untuned run.
+  It re-registers a lowering rule from jax._src, so it applies only to the JAX versions the
+  tests cover (THREEFRY_JAX_VERSIONS) and only where those internals are found.
 - `step_compiler_options()`: XLA:CPU hands convolutions to YNNPACK by default; its kernels
   were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
   so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
@@ -35,42 +40,100 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 
 
+# reuse_freed_memory's result in this process: None until it is called
+_malloc_set: bool | None = None
+
+
 def reuse_freed_memory() -> bool:
     """Tell glibc's malloc to keep and reuse freed memory. False (and no change) off glibc.
 
-    Call it before the first JAX computation: the arena limit applies to threads that have
-    not allocated yet, such as the XLA:CPU thread pool.
+    Only effective before JAX's backend starts: its worker threads take their own malloc
+    arenas then, and a block freed in those is unmapped whatever is set later (the page faults
+    come back in full; tests/fast/test_process.py). Hence `before_jax`.
     """
+    global _malloc_set
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl without mallopt)
+        _malloc_set = False
         return False
     settings = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1))
-    return all(mallopt(param, value) == 1 for param, value in settings)
+    _malloc_set = all(mallopt(param, value) == 1 for param, value in settings)
+    return _malloc_set
 
 
-def unroll_threefry() -> bool:
-    """Lower threefry2x32 on CPU with JAX's own unrolled rule, as on GPU and TPU. Same bits.
+def before_jax(fast_ops: str) -> None:
+    """The malloc setting for a run with `fast_ops` mode 'on', 'auto' or 'off': call it once the
+    config is read and before JAX's backend starts (train.py does).
 
-    Uses JAX internals (the lowering rule JAX registers for other platforms); returns False
-    and changes nothing if a JAX version no longer has them. Affects later compilations only.
+    That is before 'auto' can ask which backend it gets, so the setting follows the mode, not
+    the resolved choice: 'on' and 'auto' set it (on an accelerator it only keeps the host heap
+    at its peak), 'off' leaves malloc alone.
     """
+    if fast_ops != "off":
+        reuse_freed_memory()
+
+
+# (major, minor) of the first and last JAX release the unrolled threefry is tested with
+THREEFRY_JAX_VERSIONS = ((0, 10), (0, 12))
+
+
+def _threefry_internals() -> tuple[object, object, object] | str:
+    """(mlir module, threefry2x32 primitive, its unrolled lowering rule), or why not."""
+    import jax
+
+    version = jax.__version__
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return f"JAX {version} is not a release version"
+    (lo_major, lo_minor), (hi_major, hi_minor) = THREEFRY_JAX_VERSIONS
+    if not (lo_major, lo_minor) <= major_minor <= (hi_major, hi_minor):
+        tested = f"{lo_major}.{lo_minor}-{hi_major}.{hi_minor}"
+        return f"JAX {version} is outside the tested {tested}"
     try:
         from jax._src.interpreters import mlir
         from jax._src.random import threefry2x32 as threefry
 
-        primitive, rule = threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule
+        return mlir, threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule
     except (ImportError, AttributeError):
-        return False
+        return f"JAX {version} lacks the internal threefry lowering rule"
+
+
+def unroll_threefry() -> str | None:
+    """Lower threefry2x32 on CPU with JAX's own unrolled rule, as on GPU and TPU. Same bits.
+
+    Returns None once applied, else the reason it was not (and nothing changes): a JAX outside
+    THREEFRY_JAX_VERSIONS, or one without the internals. Affects later compilations only.
+    """
+    found = _threefry_internals()
+    if isinstance(found, str):
+        return found
+    mlir, primitive, rule = found
     mlir.register_lowering(primitive, rule, platform="cpu")
-    return True
+    return None
 
 
-def for_training() -> dict[str, bool]:
-    """Both settings; which ones took effect."""
-    return {"reuse_freed_memory": reuse_freed_memory(), "unroll_threefry": unroll_threefry()}
+def for_training(fast: bool) -> list[str]:
+    """With `fast`: the threefry lowering and the steps' compile options, and notes for the
+    start-up line of what applies and what does not, the malloc setting of `before_jax`
+    included; [] (and no change) without `fast`. Call it before the first step compiles.
+    """
+    if not fast:
+        return []
+    if _malloc_set is None:  # too late now: JAX's backend has started
+        notes = ["malloc unchanged (process.before_jax was not called before JAX started)"]
+    else:
+        notes = ["malloc reuses freed memory" if _malloc_set else "malloc unchanged (not glibc)"]
+    skipped = unroll_threefry()
+    notes.append(
+        "threefry unrolled" if skipped is None else f"threefry as JAX lowers it ({skipped})"
+    )
+    options = step_compiler_options(True)
+    notes.append("XLA's own CPU convolutions" if options else "XLA's default compile options")
+    return notes
 
 
 # XLA:CPU's default YNNPACK fusion kinds are individual dots, individual convolutions and
@@ -78,13 +141,18 @@ def for_training() -> dict[str, bool]:
 YNN_FUSION_TYPES = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 
 
-@functools.cache
-def step_compiler_options() -> dict[str, str]:
-    """XLA compile options for the train and eval steps: {} off CPU or where this XLA lacks them.
+def step_compiler_options(fast: bool = True) -> dict[str, str]:
+    """XLA compile options for the train and eval steps: {} without `fast`, off CPU, or where
+    this XLA lacks them.
 
     Probed once per process with a tiny compilation, so a jaxlib that renames the option
     compiles the steps with XLA's defaults instead of failing.
     """
+    return dict(_cpu_compiler_options()) if fast else {}
+
+
+@functools.cache
+def _cpu_compiler_options() -> dict[str, str]:
     import jax
     import jax.numpy as jnp
 
