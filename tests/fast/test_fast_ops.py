@@ -1,4 +1,6 @@
-"""The fast ops in models.py equal the plain Flax ops they replace, in values and gradients."""
+"""The contract of jaxae.fast: each form equals the plain op it replaces (Flax's layers, lax's
+convs, nn.max_pool), in values and in every autodiff mode (float64: value, grad, jvp, jacfwd,
+Hessians, grad of jvp, vmap), and compiles to the form it is there for on XLA:CPU."""
 
 import re
 
@@ -7,11 +9,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import train_mode_loss
+from fast_testing import train_mode_loss
 
-from jaxae import models
+from jaxae.fast import conv as fast_conv
+from jaxae.fast import process
+from jaxae.fast.conv import NHWC, conv_nhwc
+from jaxae.fast.conv_transpose import (
+    ConvTranspose,
+    conv_transpose_by_depth_to_space,
+    conv_transpose_by_overlap_add,
+    conv_transpose_by_phases,
+)
+from jaxae.fast.dense import dense, dense_dot_general
+from jaxae.fast.pool import max_pool_2x2
 
-# (h, w, C_in, features, kernel, stride, padding): every UpConv the model zoo builds, plus odd ones
+
+def quick_first(cases):
+    """The first case in the quick tier, the others marked slow."""
+    return [cases[0], *(pytest.param(*c, marks=pytest.mark.slow) for c in cases[1:])]
+
+
+# (h, w, C_in, features, kernel, stride, padding): the models' transposed convs, and odd ones
 CASES = [
     (7, 7, 64, 32, 3, 2, "SAME"),  # conv_deep 7→14
     (3, 3, 64, 64, 3, 2, "VALID"),  # conv_deep 3→7
@@ -19,15 +37,15 @@ CASES = [
     (7, 7, 64, 32, 3, 1, "SAME"),  # conv_vae stride 1
     (5, 6, 3, 2, 4, 2, "SAME"),
     (6, 5, 2, 2, 1, 2, "SAME"),  # kernel smaller than stride: some phases get no tap
-    (2, 3, 3, 2, 1, 2, "VALID"),  # tiny input (overlap-add in UpConv), kernel < stride
-    (4, 4, 8, 4, 3, 2, "SAME"),  # 32×32 conv_deep's 4→8, overlap-add in UpConv
+    (2, 3, 3, 2, 1, 2, "VALID"),  # tiny input (overlap-add), kernel < stride
+    (4, 4, 8, 4, 3, 2, "SAME"),  # 32×32 conv_deep's 4→8, overlap-add
 ]
 
 
-@pytest.mark.parametrize("h, w, c, f, k, s, padding", CASES)
-def test_upconv_equals_flax_conv_transpose(h, w, c, f, k, s, padding):
+@pytest.mark.parametrize("h, w, c, f, k, s, padding", quick_first(CASES))
+def test_conv_transpose_equals_flax_conv_transpose(h, w, c, f, k, s, padding):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
-    up = models.UpConv(f, (k, k), (s, s), padding)
+    up = ConvTranspose(f, (k, k), (s, s), padding)
     variables = up.init(jax.random.PRNGKey(1), x)
     assert jax.tree.map(jnp.shape, variables["params"]) == {"kernel": (k, k, c, f), "bias": (f,)}
     variables = {"params": {**variables["params"], "bias": jnp.arange(f, dtype=jnp.float32)}}
@@ -46,12 +64,11 @@ def test_upconv_equals_flax_conv_transpose(h, w, c, f, k, s, padding):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("h, w, c, f, k, s, padding", CASES)
-@pytest.mark.parametrize(
-    "impl", [models.conv_transpose_by_phases, models.conv_transpose_by_overlap_add]
-)
+@pytest.mark.parametrize("impl", [conv_transpose_by_phases, conv_transpose_by_overlap_add])
 def test_conv_transpose_forms_equal_lax(impl, h, w, c, f, k, s, padding):
-    # both forms, whatever size UpConv would pick them for
+    # both forms, whatever size ConvTranspose would pick them for
     x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
     kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, c, f))
     dims = ("NHWC", "HWIO", "NHWC")
@@ -74,7 +91,7 @@ def test_conv_transpose_forms_equal_lax(impl, h, w, c, f, k, s, padding):
 
 @pytest.mark.parametrize(
     "h, w, c, f, k, padding",
-    [(14, 14, 16, 1, 2, "SAME"), (3, 5, 4, 3, 2, "VALID"), (4, 4, 3, 2, 3, "SAME")],
+    quick_first([(14, 14, 16, 1, 2, "SAME"), (3, 5, 4, 3, 2, "VALID"), (4, 4, 3, 2, 3, "SAME")]),
 )
 def test_depth_to_space_form_equals_lax_when_kernel_is_stride(h, w, c, f, k, padding):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, h, w, c))
@@ -87,7 +104,7 @@ def test_depth_to_space_form_equals_lax_when_kernel_is_stride(h, w, c, f, k, pad
     def loss(op, x, kernel):
         return jnp.sum(jnp.sin(op(x, kernel)))
 
-    fast = models.conv_transpose_by_depth_to_space
+    fast = conv_transpose_by_depth_to_space
     np.testing.assert_allclose(fast(x, kernel), plain(x, kernel), rtol=1e-5, atol=1e-4)
     g_fast = jax.grad(loss, argnums=(1, 2))(fast, x, kernel)
     g_plain = jax.grad(loss, argnums=(1, 2))(plain, x, kernel)
@@ -99,7 +116,7 @@ def _pools(ceil):
     padding = "SAME" if ceil else "VALID"
 
     def fast(x):
-        return models.max_pool_2x2(x, ceil=ceil)
+        return max_pool_2x2(x, ceil=ceil)
 
     def plain(x):
         return nn.max_pool(x, (2, 2), strides=(2, 2), padding=padding)
@@ -114,7 +131,13 @@ def _pools(ceil):
     return fast, plain, grad
 
 
-@pytest.mark.parametrize("shape", [(2, 28, 28, 16), (2, 7, 7, 3), (1, 6, 5, 2)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 6, 5, 2),
+        *(pytest.param(s, marks=pytest.mark.slow) for s in [(2, 28, 28, 16), (2, 7, 7, 3)]),
+    ],
+)
 @pytest.mark.parametrize("ceil", [False, True])
 def test_max_pool_equals_flax_max_pool(shape, ceil):
     # continuous random values: no ties
@@ -133,6 +156,7 @@ def test_max_pool_gives_ties_to_the_first_maximum_like_flax(ceil):
     np.testing.assert_array_equal(grad(fast)(x), grad(plain)(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conv_deep", "conv_simple", "conv_keras", "conv_flat"])
 def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     """The whole jitted gradient (with the steps' compile options) against op-by-op float64.
@@ -140,11 +164,9 @@ def test_jitted_train_gradient_of_pooling_models_matches_float64(name):
     conv_deep's reshape-and-max pool after BatchNorm failed this: XLA:CPU compiled its
     gradient off by up to 48% in the encoder, while op-by-op float32 matched float64.
     """
-    from jaxae.fast import process as tuning
-
     loss, args = train_mode_loss(name)
     grad = jax.grad(loss)
-    jitted = jax.jit(grad, compiler_options=tuning.step_compiler_options())(*args)
+    jitted = jax.jit(grad, compiler_options=process.step_compiler_options())(*args)
     with jax.enable_x64(True), jax.disable_jit():
         as64 = jax.tree.map(lambda a: np.asarray(a, np.float64), args)
         reference = jax.tree.map(np.asarray, grad(*as64))  # numpy float64 from here on
@@ -195,11 +217,12 @@ def assert_results_equal(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7)])
 def test_dense_dot_general_equals_lax_in_every_autodiff_mode(shape):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float64)
-        fast = models._dense(7, param_dtype=jnp.float64)
+        fast = dense(7, param_dtype=jnp.float64)
         plain = nn.Dense(7, param_dtype=jnp.float64)
         params = plain.init(jax.random.PRNGKey(0), x)
         tangent = jax.tree.map(lambda p: jnp.cos(p) + 1.0, params)
@@ -218,7 +241,7 @@ def test_dense_dot_general_passes_other_contractions_to_lax():
     rhs = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
     dims = (((2,), (1,)), ((0,), (0,)))  # batched: not nn.Dense's contraction
     np.testing.assert_array_equal(
-        models.dense_dot_general(lhs, rhs, dims), jax.lax.dot_general(lhs, rhs, dims)
+        dense_dot_general(lhs, rhs, dims), jax.lax.dot_general(lhs, rhs, dims)
     )
 
 
@@ -238,7 +261,7 @@ def test_dense_kernel_gradient_is_a_row_major_matmul_on_cpu():
 
     batch_contracted = re.compile(r"dot\([^)]*\), lhs_contracting_dims=\{0\}")
     assert batch_contracted.search(compiled_grad(nn.Dense(256)))  # the form autodiff writes
-    assert not batch_contracted.search(compiled_grad(models._dense(256)))
+    assert not batch_contracted.search(compiled_grad(dense(256)))
 
 
 CONV_CASES = [  # (x shape, kernel shape, strides, padding)
@@ -252,6 +275,7 @@ CONV_CASES = [  # (x shape, kernel shape, strides, padding)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x_shape, w_shape, strides, padding", CONV_CASES)
 def test_conv_nhwc_equals_lax_in_every_autodiff_mode(x_shape, w_shape, strides, padding):
     with jax.enable_x64(True):
@@ -267,11 +291,9 @@ def test_conv_nhwc_equals_lax_in_every_autodiff_mode(x_shape, w_shape, strides, 
             return autodiff_results(f, w0, x, jnp.cos(w0), lambda xi: f(w0, xi[None]))
 
         def plain(x, w, strides, padding):
-            return jax.lax.conv_general_dilated(
-                x, w, strides, padding, dimension_numbers=models.NHWC
-            )
+            return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
 
-        assert_results_equal(results(models.conv_nhwc), results(plain))
+        assert_results_equal(results(conv_nhwc), results(plain))
 
 
 def test_conv_nhwc_passes_other_convs_to_lax():
@@ -282,30 +304,29 @@ def test_conv_nhwc_passes_other_convs_to_lax():
         (
             x,
             w,
-            {"dimension_numbers": models.NHWC, "rhs_dilation": (2, 2), "feature_group_count": 2},
+            {"dimension_numbers": NHWC, "rhs_dilation": (2, 2), "feature_group_count": 2},
         ),
         (x.transpose(0, 3, 1, 2)[:, :2], w.transpose(3, 2, 0, 1), {"dimension_numbers": nchw}),
     ]
     for lhs, rhs, kwargs in other:
         np.testing.assert_array_equal(
-            models.conv_nhwc(lhs, rhs, (1, 1), "SAME", **kwargs),
+            conv_nhwc(lhs, rhs, (1, 1), "SAME", **kwargs),
             jax.lax.conv_general_dilated(lhs, rhs, (1, 1), "SAME", **kwargs),
         )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's conv layouts")
 def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
     """The point of conv_nhwc: XLA:CPU's kernel-gradient convs read their input x as
     [C, H, W, B]; the transpose that makes it must copy one materialised array, not recompute
     x's producers (BatchNorm, pool, phase interleave, overlap-add) in transposed order, as it
     did for conv_deep from up to 14 arrays (benchmarks/README.md, attempt 15)."""
-    from jaxae.fast import process as tuning
-
     batch = 12  # no channel count of conv_deep: a trailing 12 is the batch
 
     def kernel_gradient_input_operands() -> list[int]:
         loss, args = train_mode_loss("conv_deep", batch=batch)
-        hlo = jax.jit(jax.grad(loss)).lower(*args).compile(tuning.step_compiler_options())
+        hlo = jax.jit(jax.grad(loss)).lower(*args).compile(process.step_compiler_options())
         defs = dict(re.findall(r"^\s*(%[\w.-]+) = (.*)$", hlo.as_text(), re.M))
         counts = []
         for text in defs.values():
@@ -319,9 +340,9 @@ def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
     assert len(fast) >= 7 and max(fast) == 1, fast  # the convs with C, F > 1, phases apart
 
     def plain(x, w, strides, padding):
-        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=models.NHWC)
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
 
-    monkeypatch.setattr(models, "_conv", plain)
+    monkeypatch.setattr(fast_conv, "_conv", plain)
     assert max(kernel_gradient_input_operands()) > 1  # the form XLA gives autodiff's gradient
 
 
@@ -331,7 +352,7 @@ def test_one_channel_convs_compile_to_matmuls(c, f):
     x, w = jnp.ones((4, 28, 28, c)), jnp.ones((3, 3, c, f))
 
     def plain(x, w, strides, padding):
-        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=models.NHWC)
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
 
     def compiled_grad(conv):
         def loss(x, w):
@@ -340,4 +361,4 @@ def test_one_channel_convs_compile_to_matmuls(c, f):
         return jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
 
     assert "convolution(" in compiled_grad(plain)
-    assert "convolution(" not in compiled_grad(models.conv_nhwc)
+    assert "convolution(" not in compiled_grad(conv_nhwc)

@@ -1,23 +1,31 @@
-"""jaxae.tuning: freed memory reused without page faults, unrolled threefry with the same bits,
-and the steps' CPU compile options (XLA's convolutions, same values)."""
+"""jaxae.fast.process and fast.resolve: the process settings come with the fast ops only; freed
+memory reused without page faults (also when set after JAX started, as jaxae.train does),
+unrolled threefry with the same bits on the JAX versions it is tested with, and the steps' CPU
+compile options (XLA's convolutions, same values)."""
 
 import platform
 import subprocess
 import sys
 import textwrap
 
+import jax
 import pytest
-from conftest import train_mode_loss, ynn_fusion_bodies
+from conftest import ynn_fusion_bodies
+from fast_testing import train_mode_loss
+
+from jaxae import fast
+from jaxae.fast import process
 
 # Runs a jitted function whose 64 MB intermediate is a fresh XLA temp buffer on every call,
 # and prints the minor page faults of 5 calls (after 3 warm-up calls).
 SCRIPT = textwrap.dedent(
     """
     import resource, sys
-    from jaxae.fast import process as tuning
-    if sys.argv[1] == "tuned":
-        assert tuning.reuse_freed_memory()
+    from jaxae.fast import process
+    process.before_jax(sys.argv[1])  # as train.py: before JAX's backend starts
     import jax, jax.numpy as jnp
+    if sys.argv[1] != "off":
+        assert process.for_training(True)[0] == "malloc reuses freed memory"
     a, b = jnp.ones((2048, 64)), jnp.ones((64, 8192))
     f = jax.jit(lambda a, b: jnp.sum(jnp.sin(a @ b), axis=0))
     for _ in range(3):
@@ -44,9 +52,10 @@ def page_faults(mode: str) -> int:
     return int(run(SCRIPT, mode).split()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
-    default, tuned = page_faults("default"), page_faults("tuned")
+    default, tuned = page_faults("off"), page_faults("auto")
     # 5 calls × 64 MB of fresh pages is ~80,000 faults; reused memory faults (almost) never
     assert default > 20_000, default
     assert tuned < default / 20, (tuned, default)
@@ -57,9 +66,9 @@ def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
 RANDOM_SCRIPT = textwrap.dedent(
     """
     import sys
-    from jaxae.fast import process as tuning
-    if sys.argv[1] == "tuned":
-        assert tuning.unroll_threefry()
+    from jaxae.fast import process
+    notes = process.for_training(sys.argv[1] == "tuned")
+    assert ("threefry unrolled" in notes) == (sys.argv[1] == "tuned"), notes
     import jax, numpy as np
 
     def draws(key):
@@ -77,23 +86,23 @@ RANDOM_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
+    """for_training(True) unrolls it; for_training(False) leaves JAX's loop."""
     default, tuned = run(RANDOM_SCRIPT, "default").split(), run(RANDOM_SCRIPT, "tuned").split()
     assert default[:2] == tuned[:2]  # the same dropout mask and normal noise, bit for bit
     assert default[2] == "True" and tuned[2] == "False"
 
 
+@pytest.mark.slow
 def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
     """On CPU the steps compile convolutions with XLA's own kernels, not YNNPACK's; the
     gradients of conv_deep (convs, phase transposed convs, BatchNorm, max-pool) agree."""
-    import jax
     import numpy as np
-
-    from jaxae.fast import process as tuning
 
     if jax.default_backend() != "cpu":
         pytest.skip("the options are for XLA:CPU")
-    options = tuning.step_compiler_options()
+    options = process.step_compiler_options(True)
     assert options  # this jaxlib accepts them; a rename would silently drop the speed-up
     loss, args = train_mode_loss("conv_deep")
     grad = jax.value_and_grad(loss)
@@ -114,3 +123,83 @@ def test_step_compiler_options_swap_in_xla_convolutions_with_the_same_values():
     np.testing.assert_allclose(l0, l1, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_nothing_applies_without_fast_ops():
+    assert process.for_training(False) == []
+    assert process.step_compiler_options(False) == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are for XLA:CPU")
+def test_fast_compile_options_keep_convolutions_off_ynnpack_on_cpu():
+    assert process.step_compiler_options(True) == {
+        "xla_cpu_experimental_ynn_fusion_type": process.YNN_FUSION_TYPES
+    }
+    assert process.step_compiler_options() == process.step_compiler_options(True)
+
+
+@pytest.mark.parametrize("version", ["0.9.2", "0.13.0", "1.0.0"])
+def test_threefry_is_left_alone_outside_the_tested_jax_versions(monkeypatch, version):
+    from jax._src.interpreters import mlir
+
+    registered = []
+    monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append(a))
+    monkeypatch.setattr(jax, "__version__", version)
+    reason = process.unroll_threefry()
+    assert reason and version in reason and not registered
+
+
+def test_threefry_is_left_alone_without_the_internal_rule(monkeypatch):
+    from jax._src.interpreters import mlir
+    from jax._src.random import threefry2x32 as threefry
+
+    registered = []
+    monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append(a))
+    monkeypatch.delattr(threefry, "_threefry2x32_lowering_rule")
+    assert "lacks the internal threefry lowering rule" in process.unroll_threefry()
+    assert not registered
+
+
+def test_threefry_applies_on_this_jax(monkeypatch):
+    from jax._src.interpreters import mlir
+
+    registered = []
+    monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append(k))
+    assert process.unroll_threefry() is None
+    assert registered == [{"platform": "cpu"}]
+
+
+@pytest.mark.parametrize(
+    "malloc, note",
+    [
+        (True, "malloc reuses freed memory"),
+        (False, "malloc unchanged (not glibc)"),
+        (None, "malloc unchanged (process.before_jax was not called before JAX started)"),
+    ],
+)
+def test_for_training_says_what_applies(monkeypatch, malloc, note):
+    monkeypatch.setattr(process, "_malloc_set", malloc)
+    monkeypatch.setattr(process, "unroll_threefry", lambda: "JAX 0.13.0 is outside the tested")
+    notes = process.for_training(True)
+    assert notes[:2] == [note, "threefry as JAX lowers it (JAX 0.13.0 is outside the tested)"]
+
+
+def test_before_jax_leaves_malloc_alone_when_fast_ops_are_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(process, "reuse_freed_memory", lambda: calls.append(1))
+    process.before_jax("off")
+    assert not calls
+    process.before_jax("auto")
+    process.before_jax("on")
+    assert len(calls) == 2
+
+
+def test_resolve(monkeypatch):
+    assert fast.resolve("on") == (True, "fast ops on")
+    assert fast.resolve("off") == (False, "fast ops off")
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert fast.resolve("auto") == (True, "fast ops on (auto: CPU backend)")
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert fast.resolve("auto") == (False, "fast ops off (auto: gpu backend)")
+    with pytest.raises(ValueError, match="fast_ops must be one of auto, on, off"):
+        fast.resolve("yes")
