@@ -26,6 +26,12 @@ table gives the median seconds per side, their ratio reference/jaxae (> 1: jaxae
 side's test MSE (of its last repeat). Parameter counts are compared before anything is timed (and
 again with what each run reports); a model whose two sides differ is refused. jaxae's dataset
 cache is filled once, untimed, so every jaxae run reads it as any run after a machine's first does.
+
+Run it on a quiet machine. With its default thread count (all CPUs, as torch's own default here)
+PyTorch's OpenMP threads wait on each other at every op, so another busy process makes its runs
+many times slower (on 2 CPUs with one other job: vanilla's epoch 2 s → 70 s), far more than
+jaxae's; each run's CPU seconds and the load average before it are in the JSON, and `--threads 1`
+shows how much of a torch time is that waiting.
 """
 
 from __future__ import annotations
@@ -390,8 +396,9 @@ def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args)
             record.update(
                 mse=summary["mse"], params=summary.get("params"), steps=summary.get("steps")
             )
-            if "elbo" in summary:
-                record["elbo"] = summary["elbo"]
+            for key in ("elbo", "images_per_second"):
+                if key in summary:
+                    record[key] = summary[key]
         else:
             record.update(parse_reference_output(proc.stdout))
     except subprocess.TimeoutExpired:
