@@ -1,5 +1,6 @@
 """β-VAE (Higgins et al. 2017): the FC VAE with β=4, its KL weight warmed up over 500 steps.
 
+Init: Flax's defaults (init_scheme='flax'), as `vae`.
 Run:    python train.py --config configs/beta_vae.py --workdir runs/beta_vae
 Sweep:  for b in 1 2 4 8; do python train.py --config configs/beta_vae.py \
             --workdir runs/beta_vae_$b --config.vae.beta=$b; done

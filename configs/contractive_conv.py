@@ -1,5 +1,6 @@
 """Contractive conv autoencoder: conv_flat (64-d code) with λ‖J_f(x)‖²_F by Hutchinson probes.
 
+Init: Flax's defaults (init_scheme='flax'), as `conv_flat`.
 Run:    python train.py --config configs/contractive_conv.py --workdir runs/contractive_conv
 More probes (lower variance): --config.contractive.num_probes=4.
 Expect: after --config.num_epochs=1 on Fashion-MNIST:

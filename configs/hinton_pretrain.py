@@ -2,6 +2,7 @@
 
 Each layer pair is first trained alone as a shallow autoencoder on the codes of the pairs below
 (500 steps each, logged as split 'pretrain'), then the whole stack is fine-tuned end to end.
+Init: Flax's defaults (init_scheme='flax'), as `hinton`; pretraining then sets the layers.
 Run:    python train.py --config configs/hinton_pretrain.py --workdir runs/hinton_pretrain
 Expect: after --config.num_epochs=1 on Fashion-MNIST (plus the 4 × 500 pretraining steps):
         test MSE 0.0149, SSIM 0.598 (`hinton` without pretraining: 0.0347 after that epoch).

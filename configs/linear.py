@@ -1,5 +1,6 @@
 """Linear autoencoder 784→k→784 with no activations: learns the top-k PCA subspace.
 
+Init: Flax's defaults (init_scheme='flax'): no framework's code to reproduce.
 Run:    python train.py --config configs/linear.py --workdir runs/linear
 Expect: after --config.num_epochs=1 on Fashion-MNIST:
         test MSE 0.0304, SSIM 0.424 (README results table).

@@ -21,10 +21,38 @@ def test_every_config_validates_and_documents_its_run(name):
     assert f"--config configs/{name}.py" in module.__doc__
 
 
+# The configs that reproduce PyTorch or Keras code start from that framework's initialisation,
+# and the configs built on them from theirs; the rest from Flax's.
+INIT_SCHEMES = {
+    "pytorch": {
+        "vanilla",
+        "deep_fc",
+        "conv_simple",
+        "conv_deep",
+        "conv_vae",
+        "contractive",
+        "sparse_kl",
+        "sparse_l1",
+        "denoising_fc",
+    },
+    "keras": {"conv_keras", "denoising"},
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_documents_its_init_scheme(name):
+    module = importlib.import_module(f"configs.{name}")
+    scheme = module.get_config().model.init_scheme
+    expected = next((s for s, names in INIT_SCHEMES.items() if name in names), "flax")
+    assert scheme == expected
+    assert f"init_scheme='{scheme}'" in module.__doc__
+
+
 def test_all_ten_families_have_a_config():
     assert set(FAMILIES) <= set(CONFIGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_overfits_one_batch(name):
     """Reconstruction MSE on 8 fixed images falls at least 10x through the real train step."""
