@@ -3,7 +3,7 @@
 Init: Flax's defaults (init_scheme='flax'): the paper's RBM initialisation is not reproduced.
 Run:    python train.py --config configs/hinton.py --workdir runs/hinton
 Expect: after --config.num_epochs=1 on Fashion-MNIST:
-        test MSE 0.0347, SSIM 0.396 (README results table).
+        test MSE 0.0346, SSIM 0.396 (README results table).
 """
 
 from jaxae.config import default_config, model_config

@@ -20,7 +20,7 @@ def mse(logits: jax.Array, x: jax.Array) -> jax.Array:
     The mean is a matrix-vector product with 1/D: as a reduction, where mse is only a metric
     (the VAEs' loss is BCE), XLA:CPU hands the sigmoid and the sum to a YNNPACK reduction
     that is 10x slower with the exp and divide inside (conv_vae: 2 ms per step, attempt 12 in
-    benchmarks/README.md).
+    benchmarks/ATTEMPTS.md).
     """
     sq = _flat(jax.nn.sigmoid(logits) - x) ** 2
     return sq @ jnp.full((sq.shape[-1],), 1.0 / sq.shape[-1], sq.dtype)

@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: trains in subprocesses or several runs
+
 TINY = [
     "--config.dataset.name=synthetic",
     "--config.dataset.max_train_examples=64",

@@ -140,6 +140,7 @@ def _train_sigmoid_ae(weight: float, images: jax.Array, steps: int = 150):
     return jaxae.contractive_penalty(encode, x, method="exact")
 
 
+@pytest.mark.slow
 def test_contractive_training_shrinks_the_jacobian_versus_lambda_zero():
     images = jax.random.randint(jax.random.PRNGKey(14), (32, 8, 8, 1), 0, 256).astype(jnp.uint8)
     plain = float(jnp.mean(_train_sigmoid_ae(0.0, images)))

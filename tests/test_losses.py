@@ -60,7 +60,7 @@ def test_gaussian_nll_is_the_normal_log_density():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's YNNPACK fusions")
 def test_mse_keeps_the_sigmoid_out_of_cpu_library_reductions():
     """mse as a metric alone (the VAEs') must not compile into a YNNPACK fusion with the
-    sigmoid's exp and divide inside: 10x slower than XLA's own loops (benchmarks/README.md)."""
+    sigmoid's exp and divide inside: 10x slower than XLA's own loops (benchmarks/ATTEMPTS.md)."""
     from jaxae.fast import process as tuning
 
     logits = jax.random.normal(jax.random.PRNGKey(0), (128, 28, 28, 1))

@@ -187,6 +187,7 @@ def test_importance_sampled_nll_is_at_most_the_negative_elbo():
     assert float(jnp.mean(one)) >= float(jnp.mean(nll))  # K = 1 is the (sampled) ELBO
 
 
+@pytest.mark.slow
 def test_vae_run_reports_nll_in_summary(tmp_path):
     config = _small_vae(1.0, **{"vae.nll_examples": 10, "vae.nll_samples": 20})
     config.dataset.name = "synthetic"
@@ -242,6 +243,7 @@ def test_linear_autoencoder_decoder_spans_the_top_k_pca_subspace(tied):
     assert np.max(angles) < 0.02, angles
 
 
+@pytest.mark.slow
 def test_linear_config_objective_learns_the_pca_subspace():
     """The `linear` config's own objective (MSE after the output sigmoid) on data near 0.5,
     where the sigmoid is nearly linear, finds the same subspace."""
@@ -305,6 +307,7 @@ def test_pretraining_trains_one_pair_at_a_time_and_lowers_each_layer_loss():
     assert float(after) < float(before) and logged[-1]["layer"] == 1
 
 
+@pytest.mark.slow
 def test_pretrain_run_logs_each_layer_and_does_not_rerun_on_resume(tmp_path):
     config = _small_hinton_config()
     train.train_and_evaluate(config, tmp_path)

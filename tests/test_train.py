@@ -28,6 +28,7 @@ def deep_fc_run(tmp_path_factory):
     return config, workdir, summary
 
 
+@pytest.mark.slow
 def test_workdir_holds_every_file_of_the_contract(deep_fc_run):
     _, workdir, summary = deep_fc_run
     assert (workdir / "config.json").exists()
@@ -47,12 +48,14 @@ def test_workdir_holds_every_file_of_the_contract(deep_fc_run):
     assert 0 < summary["mse"] < 0.5 and -1 <= summary["ssim"] <= 1
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_parameters(deep_fc_run, tmp_path):
     config, workdir, _ = deep_fc_run
     train.train_and_evaluate(config, tmp_path)
     assert_trees_equal(_params(workdir), _params(tmp_path))
 
 
+@pytest.mark.slow
 def test_different_seed_gives_different_parameters(deep_fc_run, tmp_path):
     config, workdir, _ = deep_fc_run
     config = tiny_config("deep_fc", checkpoint_every=3, seed=1)
@@ -61,6 +64,7 @@ def test_different_seed_gives_different_parameters(deep_fc_run, tmp_path):
     assert not all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_run_equals_uninterrupted_run(deep_fc_run, tmp_path):
     config, workdir, _ = deep_fc_run
     first_half = tiny_config("deep_fc", checkpoint_every=3, num_steps=3)
@@ -90,6 +94,7 @@ def test_save_restore_roundtrip_is_identical(tmp_path):
     assert mngr.best_step() == 7
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_trains_nothing_more(deep_fc_run):
     config, workdir, summary = deep_fc_run
     again = train.train_and_evaluate(config, workdir)
@@ -97,6 +102,7 @@ def test_rerun_of_a_finished_run_trains_nothing_more(deep_fc_run):
     assert again["mse"] == pytest.approx(summary["mse"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_checkpoint_from_another_model_is_refused(deep_fc_run):
     _, workdir, _ = deep_fc_run
     before = (workdir / "config.json").read_text()

@@ -42,7 +42,7 @@ def conv_nhwc(
     which XLA cannot fuse with anything: x is read in its own order and the transpose copies
     the matmul's output. Convs with one input channel (the images) are one matmul of the
     shifted images, and stride-1 convs with one output channel one matmul and a sum of shifted
-    maps: XLA:CPU's convs are slowest at C = 1 (benchmarks/README.md, attempts 15-16). Any other
+    maps: XLA:CPU's convs are slowest at C = 1 (benchmarks/ATTEMPTS.md, attempts 15-16). Any other
     conv goes to `lax`.
     """
     plain = (

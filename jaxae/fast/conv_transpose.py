@@ -14,7 +14,7 @@ from jaxae.fast.dense import matmul
 
 Array = jax.Array
 # Inputs of at most this many pixels use the overlap-add form, larger ones the phase convs:
-# the faster of the two on XLA:CPU for 3×3 and 7×7 inputs (benchmarks/README.md).
+# the faster of the two on XLA:CPU for 3×3 and 7×7 inputs (benchmarks/ATTEMPTS.md).
 OVERLAP_ADD_MAX_PIXELS = 16
 
 

@@ -25,7 +25,7 @@ def dense_dot_general(
     The same values and derivatives in every mode; only the kernel gradient's form changes.
     Autodiff writes it as xᵀ·g with x's batch axis contracted, a dot that XLA:CPU runs in its
     own kernel; here x is transposed into a row-major xᵀ first, so the gradient is a plain
-    matmul that goes to XLA:CPU's faster library kernels (benchmarks/README.md, attempt 12).
+    matmul that goes to XLA:CPU's faster library kernels (benchmarks/ATTEMPTS.md, attempt 12).
     Any other contraction goes to `lax.dot_general` unchanged.
     """
     (lc, rc), (lb, rb) = dimension_numbers

@@ -19,7 +19,7 @@ def global_norm(tree: Any) -> jax.Array:
 
     Each large leaf's sum of squares is a product with a ones vector: as a reduction, XLA:CPU
     rewrites it into a 32×32 tree reduction (a reduce-window, then a reduce), which took 0.5 ms
-    of a 2.7 ms vanilla step and 0.9 of 6.9 ms in deep_fc's (benchmarks/README.md, attempt 14).
+    of a 2.7 ms vanilla step and 0.9 of 6.9 ms in deep_fc's (benchmarks/ATTEMPTS.md, attempt 14).
     The barrier keeps XLA from folding the product back into a reduction.
     """
     total = jnp.zeros((), jnp.float32)

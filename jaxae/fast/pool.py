@@ -19,7 +19,7 @@ def max_pool_2x2(x: Array, *, ceil: bool = False) -> Array:
 
     Not reshape-and-max: XLA:CPU compiled that form's autodiff gradient (which compares the
     input with the maximum) wrongly after BatchNorm, off by up to 48% in conv_deep's encoder
-    gradients against float64 (tests/fast/test_fast_ops.py, benchmarks/README.md attempt 11).
+    gradients against float64 (tests/fast/test_fast_ops.py, benchmarks/ATTEMPTS.md attempt 11).
     """
     b, h, w, c = x.shape
     if ceil:

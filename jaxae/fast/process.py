@@ -25,7 +25,7 @@ eval steps are compiled with (parallel.compile_step, jaxae.train).
   were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
   so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
 
-Measurements: benchmarks/README.md, attempts 5, 6 and 11.
+Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6 and 11.
 """
 
 from __future__ import annotations

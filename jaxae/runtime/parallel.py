@@ -136,7 +136,7 @@ def use_scan_epoch(mode: str, params: Any, nbytes: int) -> bool:
     mode 'on'/'off' decides (an 'on' that does not fit falls back to the host iterator); 'auto'
     scans unless the model has convolutions (a kernel of rank > 2) and runs on XLA:CPU, whose
     convolutions inside a while loop measured 2-10× slower per step than dispatched one by one,
-    while fully connected steps got 12-25% faster in a scan (benchmarks/README.md, attempt 7).
+    while fully connected steps got 12-25% faster in a scan (benchmarks/ATTEMPTS.md, attempt 7).
     """
     if mode == "off" or not fits_on_device(nbytes):
         return False

@@ -5,9 +5,10 @@ import pathlib
 
 import numpy as np
 import pytest
-from .fake_idx import write_fake_mnist
 
 from jaxae import data
+
+from .fake_idx import write_fake_mnist
 
 
 def test_load_from_jaxae_data_dir_then_cache(tmp_path, monkeypatch):

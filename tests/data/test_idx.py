@@ -4,9 +4,10 @@ import gzip
 
 import numpy as np
 import pytest
-from .fake_idx import idx_bytes, write_idx
 
 from jaxae import data
+
+from .fake_idx import idx_bytes, write_idx
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from .fake_idx import write_fake_mnist
 
 from jaxae import data
+
+from .fake_idx import write_fake_mnist
 
 
 def test_unknown_name_lists_valid_names():

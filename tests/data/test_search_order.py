@@ -5,10 +5,11 @@ import time
 
 import numpy as np
 import pytest
-from .fake_idx import fake_mnist, write_fake_mnist, write_idx
 
 from jaxae import data
 from jaxae.data import idx, tfds
+
+from .fake_idx import fake_mnist, write_fake_mnist, write_idx
 
 REAL_FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
 

@@ -248,7 +248,7 @@ def test_dense_dot_general_passes_other_contractions_to_lax():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's dot forms")
 def test_dense_kernel_gradient_is_a_row_major_matmul_on_cpu():
     """The point of dense_dot_general: no dot contracting x's batch axis (lhs dim 0) remains,
-    which XLA:CPU runs in its slower own kernel (benchmarks/README.md, attempt 12)."""
+    which XLA:CPU runs in its slower own kernel (benchmarks/ATTEMPTS.md, attempt 12)."""
     x = jnp.ones((128, 784))
 
     def compiled_grad(dense):
@@ -321,7 +321,7 @@ def test_conv_kernel_gradient_reads_a_materialised_input_on_cpu(monkeypatch):
     """The point of conv_nhwc: XLA:CPU's kernel-gradient convs read their input x as
     [C, H, W, B]; the transpose that makes it must copy one materialised array, not recompute
     x's producers (BatchNorm, pool, phase interleave, overlap-add) in transposed order, as it
-    did for conv_deep from up to 14 arrays (benchmarks/README.md, attempt 15)."""
+    did for conv_deep from up to 14 arrays (benchmarks/ATTEMPTS.md, attempt 15)."""
     batch = 12  # no channel count of conv_deep: a trailing 12 is the batch
 
     def kernel_gradient_input_operands() -> list[int]:

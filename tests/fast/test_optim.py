@@ -62,7 +62,7 @@ def test_clip_by_global_norm_equals_optax(scale):
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's tree reduction")
 def test_train_step_norms_are_not_tree_reductions_on_cpu():
     """The point of global_norm: XLA:CPU rewrites a sum of squares over a kernel into a 32×32
-    reduce-window and a reduce, slow there (benchmarks/README.md, attempt 14); the metrics' and
+    reduce-window and a reduce, slow there (benchmarks/ATTEMPTS.md, attempt 14); the metrics' and
     the clip's norms must compile without one over any 2-D kernel."""
     config = default_config()
     config.model = model_config("vanilla")

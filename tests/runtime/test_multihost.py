@@ -12,6 +12,8 @@ from conftest import ROOT
 
 from .test_parallel import _four, assert_close, params_of
 
+pytestmark = pytest.mark.slow  # end-to-end: trains in subprocesses or several runs
+
 # the command line equivalent of test_parallel.config(): tiny_config("deep_fc") + OVERRIDES
 FLAGS = [
     "--config=configs/deep_fc.py",

@@ -15,6 +15,8 @@ from jaxae import train
 from jaxae.config import ConfigError
 from jaxae.runtime import checkpoint, parallel
 
+pytestmark = pytest.mark.slow  # end-to-end: trains in subprocesses or several runs
+
 # SGD, not Adam: Adam divides by sqrt(v), so rounding noise in gradients that are ~0 (biases before
 # BatchNorm) becomes a full learning-rate step and "equal to float tolerance" stops meaning much.
 OVERRIDES = {
