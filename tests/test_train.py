@@ -122,3 +122,30 @@ def test_a_run_of_one_scan_dispatch_still_reports_its_speed(tmp_path):
     config = tiny_config("vanilla", scan_epoch="on", num_steps=4)
     summary = train.train_and_evaluate(config, tmp_path)
     assert summary["images_per_second"] > 0
+
+
+def _assert_close(a, b, rel=1e-3):
+    """Same trees; each leaf within `rel` of its largest value plus 1e-5: f32 rounding through
+    BatchNorm steps grows to ~1e-4 of a leaf's scale (and fills the conv biases before
+    BatchNorm, whose true gradient is 0, with ~1e-4 noise); a wrong form differs by far more."""
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        assert np.max(np.abs(x - y)) <= rel * np.max(np.abs(y)) + 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["conv_deep", "vanilla"])
+def test_fast_ops_on_and_off_train_alike_and_share_checkpoints(name, tmp_path):
+    # SGD, not Adam: Adam turns rounding noise in ~0 gradients into full-size steps
+    overrides = {"optimizer": "sgd", "learning_rate": 0.05, "checkpoint_every": 3}
+    on = train.train_and_evaluate(tiny_config(name, fast_ops="on", **overrides), tmp_path / "on")
+    off = train.train_and_evaluate(tiny_config(name, fast_ops="off", **overrides), tmp_path / "off")
+    assert abs(on["loss"] - off["loss"]) < 1e-4 * abs(off["loss"])
+    _assert_close(_params(tmp_path / "on"), _params(tmp_path / "off"))
+    # a checkpoint written with the fast forms resumes with the plain ones
+    half = tiny_config(name, fast_ops="on", **{**overrides, "num_steps": 3})
+    train.train_and_evaluate(half, tmp_path / "switch")
+    train.train_and_evaluate(tiny_config(name, fast_ops="off", **overrides), tmp_path / "switch")
+    _assert_close(_params(tmp_path / "switch"), _params(tmp_path / "off"))

@@ -55,9 +55,12 @@ def page_faults(mode: str) -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
-    default, tuned = page_faults("off"), page_faults("auto")
+    default = page_faults("off")
+    if default < 2_000:  # newer jaxlibs keep their temporaries: nothing for the setting to fix
+        pytest.skip(f"this jaxlib faults {default} times in 5 calls without the setting")
     # 5 calls × 64 MB of fresh pages is ~80,000 faults; reused memory faults (almost) never
     assert default > 20_000, default
+    tuned = page_faults("auto")
     assert tuned < default / 20, (tuned, default)
 
 
