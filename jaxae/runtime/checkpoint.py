@@ -131,7 +131,10 @@ def seal(mngr: ocp.CheckpointManager) -> None:
     """Writes the manifest of every committed step that has none (call when no save is running).
 
     The manifest lets `verify_files` catch any later truncation, emptying or change of a file.
+    Only process 0 writes it: every process sees the same (shared) checkpoint directory.
     """
+    if jax.process_index() != 0:
+        return
     for step in mngr.all_steps():
         directory = _step_dir(mngr, step)
         if not directory.is_dir() or (directory / MANIFEST).exists():
