@@ -246,7 +246,7 @@ class Job:
 
     @functools.cached_property
     def _eval_step(self):
-        options = fast.process.step_compiler_options() if self.fast else None
+        options = fast.process.step_compiler_options(self.fast)
         return jax.jit(steps.make_eval_step(self.objective, self.model), compiler_options=options)
 
     def evaluate(self, state: steps.TrainState, step: int | None = None, good: int = 0) -> dict:

@@ -70,12 +70,8 @@ def compile_step(step: Step, mesh: Mesh, *, fast: bool = False) -> Step:
         in_shardings=(replicated, batch, replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
-        compiler_options=_compiler_options(fast),
+        compiler_options=tuning.step_compiler_options(fast),
     )
-
-
-def _compiler_options(fast: bool) -> dict[str, str] | None:
-    return tuning.step_compiler_options() if fast else None
 
 
 def epoch_permutation(key: jax.Array, epoch: jax.Array | int, n: int) -> jax.Array:
@@ -126,7 +122,7 @@ def make_scan_dispatch(
         out_shardings=(replicated, replicated),
         static_argnums=3,
         donate_argnums=0,
-        compiler_options=_compiler_options(fast),
+        compiler_options=tuning.step_compiler_options(fast),
     )
 
 
