@@ -1,4 +1,5 @@
-"""VAE analyses: prior samples, a latent traversal, and the importance-sampled NLL and ELBO."""
+"""VAE analyses: prior samples, a latent traversal, the importance-sampled NLL and ELBO, and what
+the code carries (active units, KL per dimension, the KL split into I(x; z) and marginal KL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 import jax
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from jaxae import vae as vae_lib
 from jaxae.analysis import figures
@@ -19,7 +20,8 @@ plt = figures.plt
 
 
 def vae(ctx: Context) -> dict:
-    """VAE only: samples from the prior, a 2-D latent traversal grid, NLL by importance sampling."""
+    """VAE only: samples from the prior, a 2-D latent traversal grid, NLL by importance sampling,
+    and what the code carries: active units, KL per dimension, KL = I(x; z) + KL(q(z) ‖ p)."""
     run = ctx.run
     if not run.is_vae:
         raise Skipped(f"model {run.config.model.name!r} is not a VAE")
@@ -38,6 +40,7 @@ def vae(ctx: Context) -> dict:
     )
     nll = np.asarray(vae_lib.nll_from_log_weights(log_w))  # [n]
     nll_histogram(ctx, nll, log_w.shape[1])
+    carried = code_usage(ctx, np.asarray(mu), np.asarray(logvar), jax.random.fold_in(ctx.key, 8))
     d = math.prod(run.image_shape)
     return {
         "likelihood": run.config.vae.likelihood,
@@ -47,7 +50,7 @@ def vae(ctx: Context) -> dict:
         "nll_examples": n_nll,
         "nll_samples": int(log_w.shape[1]),
         "kl_per_dim": kl_per_dim.tolist(),
-        "active_units": int(np.sum(np.var(mu, axis=0) > 0.01)),  # Burda et al. 2016
+        **carried,
         "traversal_dims": [int(d) for d in dims],
         "traversal_values": values.tolist(),
     }
@@ -118,3 +121,84 @@ def nll_histogram(ctx: Context, nll: np.ndarray, num_samples: int) -> None:
     ax.set_title(f"NLL on {len(nll)} test images, {num_samples} samples each")
     ax.legend()
     ctx.save(fig, "vae_nll")
+
+
+ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on Cov_x(E_q[z_u])
+
+
+def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, np.ndarray]:
+    """Burda et al.'s activity A_u = Var_x(E_q(z|x)[z_u]) of each dimension from the posterior
+    means mu [N, k]: (number of units with A_u > threshold, A [k])."""
+    activity = np.var(np.asarray(mu, np.float64), axis=0)
+    return int(np.sum(activity > threshold)), activity
+
+
+def log_gaussian_mixture(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """log N(z_i; mu_m, diag exp(logvar_m)) for every sample z_i [B, k] and component m of
+    mu, logvar [N, k]: [B, N], in float64 through matmuls (B·N·k without a [B, N, k] array)."""
+    inv = np.exp(-logvar)  # [N, k]
+    const = np.sum(mu**2 * inv + logvar, axis=1) + mu.shape[1] * np.log(2 * np.pi)  # [N]
+    quad = (z**2) @ inv.T - 2.0 * z @ (mu * inv).T  # [B, N]
+    return -0.5 * (quad + const[None, :])
+
+
+def kl_decomposition(
+    mu: np.ndarray, logvar: np.ndarray, key: jax.Array, *, chunk: int = 1000
+) -> dict[str, float]:
+    """E_n KL(q(z|x_n) ‖ p) = I(x; z) + KL(q(z) ‖ p) (Hoffman & Johnson 2016) on N posteriors.
+
+    mu, logvar [N, k] are the Gaussian posteriors of N images; the aggregate posterior is their
+    uniform mixture q(z) = (1/N) Σ_m q(z|x_m) and x is uniform over the N images. One sample
+    z_n ~ q(z|x_n) per image gives the Monte-Carlo estimates
+      I(x; z)        ≈ (1/N) Σ_n [log q(z_n|x_n) − log q(z_n)]   (0 ≤ each term's mean; ≤ log N)
+      KL(q(z) ‖ p)   ≈ (1/N) Σ_n [log q(z_n) − log p(z_n)],
+    whose sum is the Monte-Carlo estimate of the mean KL (reported next to its closed form).
+    """
+    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+    n, k = mu.shape
+    eps = np.asarray(jax.random.normal(key, (n, k)), np.float64)
+    z = mu + np.exp(0.5 * logvar) * eps  # [N, k]
+    own = -0.5 * np.sum(eps**2 + logvar + np.log(2 * np.pi), axis=1)  # log q(z_n|x_n) [N]
+    prior = -0.5 * np.sum(z**2 + np.log(2 * np.pi), axis=1)  # log p(z_n) [N]
+    agg = np.concatenate(
+        [
+            special.logsumexp(log_gaussian_mixture(z[i : i + chunk], mu, logvar), axis=1)
+            for i in range(0, n, chunk)
+        ]
+    ) - np.log(n)  # log q(z_n) [N]
+    kl = 0.5 * np.sum(np.exp(logvar) + mu**2 - 1.0 - logvar, axis=1)  # [N]
+    return {
+        "mean_kl_nats": float(kl.mean()),
+        "mutual_information_nats": float(np.mean(own - agg)),
+        "marginal_kl_nats": float(np.mean(agg - prior)),
+        "mutual_information_bound_nats": float(np.log(n)),  # I ≤ H(x) = log N
+        "decomposition_examples": n,
+    }
+
+
+def code_usage(ctx: Context, mu: np.ndarray, logvar: np.ndarray, key: jax.Array) -> dict:
+    """Figure vae_kl_per_dim: each dimension's mean KL (sorted) and its activity; the numbers of
+    active units and of the KL = I(x; z) + marginal KL split on the eval images."""
+    n_active, activity = active_units(mu)
+    kl_dims = 0.5 * np.mean(np.exp(logvar) + mu**2 - 1.0 - logvar, axis=0)  # [k]
+    split = kl_decomposition(mu, logvar, key)
+    order = np.argsort(-kl_dims)
+    active = activity[order] > ACTIVE_THRESHOLD
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * len(order)), 4))
+    ax.bar(np.arange(len(order)), kl_dims[order], color=np.where(active, "C0", "C7"))
+    ax.set_xticks(np.arange(len(order)), [str(d) for d in order], fontsize=6, rotation=90)
+    ax.set_xlabel("latent dimension (sorted by KL); grey: inactive, Var_x(E[z]) ≤ 0.01")
+    ax.set_ylabel("mean KL(q(z_d|x) ‖ N(0, 1)) (nats)")
+    ax.set_title(
+        f"{n_active}/{len(order)} active units; KL {split['mean_kl_nats']:.2f} = "
+        f"I(x;z) {split['mutual_information_nats']:.2f} + "
+        f"KL(q(z)‖p) {split['marginal_kl_nats']:.2f} nats"
+    )
+    ctx.save(fig, "vae_kl_per_dim")
+    return {
+        "active_units": n_active,
+        "active_threshold": ACTIVE_THRESHOLD,
+        "unit_activity": activity.tolist(),
+        **split,
+        "decomposition_estimator": "one sample per posterior; q(z) = mixture of the N posteriors",
+    }

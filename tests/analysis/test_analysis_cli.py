@@ -52,6 +52,7 @@ def test_every_analysis_writes_its_figures_and_numbers(analyzed):
         "vae_prior_samples.png",
         "vae_traversal.png",
         "vae_nll.png",
+        "vae_kl_per_dim.png",
     }
     assert set(out["analyses"]["feature_maps"]["figures"]) == {
         "feature_maps.png",

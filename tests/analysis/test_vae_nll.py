@@ -80,4 +80,9 @@ def test_the_vae_analysis_reports_that_nll_and_elbo(vae_model, tmp_path):
     assert numbers["elbo_nats"] == pytest.approx(float(jnp.mean(log_w)), rel=1e-5)
     d = math.prod(run.image_shape)
     assert numbers["nll_bits_per_dim"] == pytest.approx(numbers["nll_nats"] / (d * math.log(2)))
-    assert ctx.figures == ["vae_prior_samples.png", "vae_traversal.png", "vae_nll.png"]
+    assert ctx.figures == [
+        "vae_prior_samples.png",
+        "vae_traversal.png",
+        "vae_nll.png",
+        "vae_kl_per_dim.png",
+    ]
