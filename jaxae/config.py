@@ -95,6 +95,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.contractive.method = "exact"  # exact, hutchinson or closed_form (one sigmoid layer)
     c.contractive.num_probes = 1  # Gaussian probes of the hutchinson estimate
 
+    # Perceptual terms added to any image model's objective (jaxae/perceptual.py); 0 = off.
+    # The weights multiply per-image values: 1 − SSIM is in [0, 2], while a VAE's loss is in
+    # nats per image (hundreds), so a VAE needs weights near the number of pixels to feel them.
+    c.perceptual = ml_collections.ConfigDict()
+    c.perceptual.ssim_weight = 0.0  # weight of 1 − SSIM
+    c.perceptual.ms_ssim_weight = 0.0  # weight of 1 − MS-SSIM (3 scales on 28×28)
+
     c.pretrain = ml_collections.ConfigDict()
     c.pretrain.steps_per_layer = 0  # greedy layer-wise pretraining (hinton model); 0 = off
     c.pretrain.learning_rate = 1e-3
@@ -262,6 +269,8 @@ def _validate_regularizers(config: ml_collections.ConfigDict) -> None:
         "pretrain.steps_per_layer",
         "vae.kl_warmup_steps",
         "vae.nll_examples",
+        "perceptual.ssim_weight",
+        "perceptual.ms_ssim_weight",
         allow_zero=True,
     )
     _positive(config, "contractive.num_probes", "pretrain.learning_rate", "vae.nll_samples")

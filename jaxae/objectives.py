@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxae import contractive, corruption, losses, models, vae
+from jaxae import contractive, corruption, losses, models, perceptual, vae
 from jaxae.rng import stream
 
 # objective(params, batch_stats, x, rng, train=..., step=None)
@@ -40,6 +40,9 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     weights and logged by name (`l1`, `sparsity_kl`, `mean_activation`, `contractive`).
     The contractive penalty encodes in eval mode (BatchNorm running statistics, no dropout), so
     that each example's Jacobian depends on that example only.
+    SSIM and MS-SSIM losses (`perceptual.ssim_weight`, `perceptual.ms_ssim_weight`) add
+    weight · (1 − SSIM) of the reconstruction against the target, logged as `ssim_loss` and
+    `ms_ssim_loss` (the eval metric `ssim` stays the SSIM itself).
     Every term is returned per example so the step can log it and evaluation can sum it.
     """
     is_vae = models.is_vae(model)
@@ -57,6 +60,10 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     )
     cae = config.contractive
     cae_weight = float(cae.weight)
+    distortions = {  # term name -> (weight, loss of (logits, target) -> [B])
+        "ssim_loss": (float(config.perceptual.ssim_weight), perceptual.ssim_loss),
+        "ms_ssim_loss": (float(config.perceptual.ms_ssim_weight), perceptual.ms_ssim_loss),
+    }
 
     def encode_fn(variables):
         """x [B, ...] -> codes [B, K] in eval mode (the mean for VAEs)."""
@@ -113,6 +120,10 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
             if sparse_beta:
                 terms["sparsity_kl"] = losses.sparsity_kl(z, rho)
                 per_example = per_example + sparse_beta * terms["sparsity_kl"]
+        for name, (weight, distortion) in distortions.items():
+            if weight:
+                terms[name] = distortion(logits, target)
+                per_example = per_example + weight * terms[name]
         if cae_weight:
             closed_form = cae.method == "closed_form"  # one sigmoid layer: Vanilla, hidden=()
             kernel = params[model.code_layer_name()]["kernel"] if closed_form else None
