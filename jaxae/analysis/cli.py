@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from jaxae import config as config_lib
 from jaxae import data, errors
+from jaxae.analysis import files
 from jaxae.analysis.context import Context, Limits, Skipped
 from jaxae.analysis.curves import training_curves
 from jaxae.analysis.downstream import anomaly, downstream
@@ -59,33 +60,37 @@ def analyze(
     only: list[str] | None = None,
     step: int | str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    out: str | pathlib.Path | None = None,
 ) -> dict:
-    """Runs the analyses on the run in `workdir`; writes workdir/analysis/ and returns its JSON.
+    """Runs the analyses on the run in `workdir`; writes `out` (default workdir/analysis/):
+    figures, analysis.json and report.html, each replaced atomically; returns the JSON.
 
     analysis.json keeps the results of analyses not run this time (e.g. with `only`) when they
-    belong to the same checkpoint step, so the report always shows everything computed.
+    belong to the same checkpoint step, so the report always shows everything computed. Nothing
+    is written into `workdir` when `out` lies elsewhere (e.g. for a read-only workdir).
     """
     run = load(workdir, step)
-    outdir = run.workdir / "analysis"
-    outdir.mkdir(exist_ok=True)
-    ctx = Context(run, data.load_for_config(run.config), outdir, limits)
-    path = outdir / "analysis.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    results = previous.get("analyses", {}) if previous.get("step") == run.step else {}
-    for name in only or list(ANALYSES):
-        results[name] = run_one(ctx, name)
-    out = {
-        "workdir": str(run.workdir.absolute()),
-        "step": run.step,
-        "model": run.config.model.name,
-        "dataset": run.config.dataset.name,
-        "analyses": {n: results[n] for n in ANALYSES if n in results},
-    }
-    out = jsonable(out)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    docs = {n: (fn.__doc__ or "").strip() for n, fn in ANALYSES.items()}
-    write_report(run, out, outdir / "report.html", docs)
-    return out
+    outdir = pathlib.Path(out) if out is not None else run.workdir / "analysis"
+    with files.writing_into(outdir):
+        files.remove_stale_temporaries(outdir)
+        ctx = Context(run, data.load_for_config(run.config), outdir, limits)
+        path = outdir / "analysis.json"
+        previous = files.read_previous(path)
+        results = previous.get("analyses", {}) if previous.get("step") == run.step else {}
+        for name in only or list(ANALYSES):
+            results[name] = run_one(ctx, name)
+        result = {
+            "workdir": str(run.workdir.absolute()),
+            "step": run.step,
+            "model": run.config.model.name,
+            "dataset": run.config.dataset.name,
+            "analyses": {n: results[n] for n in ANALYSES if n in results},
+        }
+        result = jsonable(result)
+        files.write_text(path, json.dumps(result, indent=2) + "\n")
+        docs = {n: (fn.__doc__ or "").strip() for n, fn in ANALYSES.items()}
+        write_report(run, result, outdir / "report.html", docs)
+    return result
 
 
 def run_one(ctx: Context, name: str) -> dict:
@@ -120,6 +125,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--workdir", required=True, help="a workdir written by train.py")
     parser.add_argument("--only", default=None, help=f"comma list of: {', '.join(ANALYSES)}")
     parser.add_argument("--step", default=None, help="checkpoint: an int, latest or best")
+    parser.add_argument(
+        "--out", default=None, help="write the analysis here (default: WORKDIR/analysis)"
+    )
     parser.add_argument("--max_examples", type=int, default=Limits.eval_examples)
     parser.add_argument("--tsne_points", type=int, default=Limits.tsne_points)
     parser.add_argument("--nll_samples", type=int, default=Limits.nll_samples)
@@ -131,9 +139,9 @@ def main(argv: list[str]) -> None:
             tsne_points=args.tsne_points,
             nll_samples=args.nll_samples,
         )
-        out = analyze(args.workdir, only=only, step=parse_step(args.step), limits=limits)
-    report = pathlib.Path(out["workdir"]) / "analysis" / "report.html"
-    print(f"wrote {report}")
+        analyze(args.workdir, only=only, step=parse_step(args.step), limits=limits, out=args.out)
+    outdir = pathlib.Path(args.out) if args.out else pathlib.Path(args.workdir) / "analysis"
+    print(f"wrote {outdir / 'report.html'}")
 
 
 if __name__ == "__main__":

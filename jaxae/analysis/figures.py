@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import StrMethodFormatter  # noqa: E402
 
+from jaxae.analysis import files  # noqa: E402
+
 CLASS_NAMES = {
     "fashion_mnist": (
         "T-shirt",
@@ -88,7 +90,13 @@ def tile(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
 
 
 def save(fig, path: pathlib.Path) -> str:
-    """Writes `fig` as PNG to `path`, closes it and returns the file name."""
-    fig.savefig(path, dpi=100, bbox_inches="tight", facecolor="white")
-    plt.close(fig)
+    """Writes `fig` as PNG to `path` atomically, closes it and returns the file name."""
+
+    def write(tmp: pathlib.Path) -> None:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+
+    try:
+        files.replace_atomically(path, write)
+    finally:
+        plt.close(fig)
     return path.name

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
+import logging
 import pathlib
+import sys
 from typing import Any
 
 import flax.linen as nn
@@ -16,6 +20,7 @@ import orbax.checkpoint as ocp
 
 from jaxae import config as config_lib
 from jaxae import models
+from jaxae.analysis import inputs
 from jaxae.errors import UserError
 from jaxae.runtime import checkpoint
 
@@ -24,6 +29,14 @@ STEP_CHOICES = "an int, None or 'latest', or 'best'"
 
 class RunNotFoundError(UserError, FileNotFoundError):
     """The workdir, or a checkpoint in it, does not exist; the message is one line with the fix."""
+
+
+class DamagedCheckpointError(UserError, ValueError):
+    """The checkpoint asked for, or every checkpoint of the workdir, is damaged (one line)."""
+
+
+class InvalidConfigJsonError(UserError, ValueError):
+    """workdir/config.json is not a JSON object with a `model` section; one line with the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,26 +58,42 @@ class Run:
         """(H, W, C) of the images the model takes."""
         return tuple(int(n) for n in self.config.model.get("image_shape", (28, 28, 1)))
 
-    def encode(self, x: jax.Array) -> Any:
-        """x [B, H, W, C] float in [0, 1] → the model's code (z, or (mu, logvar) for VAEs)."""
-        return _apply(self.model, "encode")(self.variables, x)
+    @functools.cached_property
+    def code_shape(self) -> tuple[int, ...]:
+        """Shape of one code as `code` returns it and `decode` takes it (without the batch)."""
+        x = jax.ShapeDtypeStruct((1, *self.image_shape), jnp.float32)
+        out = jax.eval_shape(
+            lambda v, x: self.model.apply(v, x, train=False, method="encode"), self.variables, x
+        )
+        return tuple((out[0] if self.is_vae else out).shape[1:])
 
-    def code(self, x: jax.Array) -> jax.Array:
-        """x [B, H, W, C] → the code the decoder takes: z (mu for VAEs), shape [B, ...]."""
+    # Every method below takes images x [B, H, W, C] as uint8 pixels (divided by 255, as
+    # training does) or floats in [0, 1]; anything else is one InputError line.
+
+    def encode(self, x: Any) -> Any:
+        """x [B, H, W, C] → the model's code (z, or (mu, logvar) for VAEs)."""
+        return _apply(self.model, "encode")(self.variables, self._images(x))
+
+    def code(self, x: Any) -> jax.Array:
+        """x [B, H, W, C] → the code the decoder takes: z (mu for VAEs), [B, *code_shape]."""
         z = self.encode(x)
         return z[0] if self.is_vae else z
 
-    def decode(self, z: jax.Array) -> jax.Array:
-        """z [B, ...] (shape of `code`) → reconstructions sigmoid(logits) [B, H, W, C]."""
+    def decode(self, z: Any) -> jax.Array:
+        """z [B, *code_shape] float → reconstructions sigmoid(logits) [B, H, W, C]."""
+        z = inputs.codes(z, self.code_shape)
         return jax.nn.sigmoid(_apply(self.model, "decode")(self.variables, z))
 
-    def logits(self, x: jax.Array) -> jax.Array:
+    def logits(self, x: Any) -> jax.Array:
         """x [B, H, W, C] → decoder logits [B, H, W, C] in eval mode (VAEs decode mu)."""
-        return _apply(self.model, "__call__")(self.variables, x)[0]
+        return _apply(self.model, "__call__")(self.variables, self._images(x))[0]
 
-    def reconstruct(self, x: jax.Array) -> jax.Array:
+    def reconstruct(self, x: Any) -> jax.Array:
         """x [B, H, W, C] → sigmoid(logits) [B, H, W, C] in eval mode (VAEs decode mu)."""
         return jax.nn.sigmoid(self.logits(x))
+
+    def _images(self, x: Any) -> jax.Array:
+        return inputs.images(x, self.image_shape)
 
 
 _APPLY_CACHE: dict[tuple[int, str], Any] = {}
@@ -82,7 +111,9 @@ def _apply(model: nn.Module, method: str):
     return _APPLY_CACHE[key][1]
 
 
-def _select_step(mngr, step: int | str | None, workdir: pathlib.Path) -> int:
+def _candidates(mngr, step: int | str | None, workdir: pathlib.Path) -> list[int]:
+    """The steps to try, in order: every saved step newest first for the latest (a damaged one
+    falls back to the one before), else only the step asked for."""
     steps = sorted(mngr.all_steps())
     if not steps:
         raise RunNotFoundError(
@@ -90,22 +121,25 @@ def _select_step(mngr, step: int | str | None, workdir: pathlib.Path) -> int:
             f"python train.py --config configs/NAME.py --workdir {workdir}"
         )
     if step is None or step == "latest":
-        return steps[-1]
+        return steps[::-1]
     if step == "best":
-        best = mngr.best_step()
+        try:
+            best = mngr.best_step()
+        except Exception:  # unreadable metrics of a damaged step: the same as no metrics
+            best = None
         if best is None:
             raise RunNotFoundError(
                 f"{workdir} has no checkpoint saved with an eval loss, so no best one; "
                 f"use step=None for the latest ({steps[-1]})"
             )
-        return best
+        return [best]
     if isinstance(step, int | np.integer) and not isinstance(step, bool):
         if int(step) not in steps:
             raise RunNotFoundError(
                 f"{workdir} has no checkpoint at step {step}; saved steps: "
                 f"{', '.join(map(str, steps))}"
             )
-        return int(step)
+        return [int(step)]
     raise ValueError(f"step must be {STEP_CHOICES}; got {step!r}")
 
 
@@ -115,7 +149,10 @@ def _single_device_target(mngr, step: int) -> Any:
     Restoring onto an explicit target is what lets a run saved on N devices load on any number.
     """
     path = pathlib.Path(mngr.directory) / str(step) / "state"
-    tree = ocp.StandardCheckpointer().metadata(path).item_metadata
+    with ocp.StandardCheckpointer() as checkpointer:  # closed even when the read fails
+        tree = checkpointer.metadata(path).item_metadata
+    if tree is None:  # Orbax's answer when the array metadata or the OCDBT manifest is gone
+        raise checkpoint.CheckpointDamagedError("the state's array metadata cannot be read")
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(tree)
@@ -124,22 +161,42 @@ def _single_device_target(mngr, step: int) -> Any:
 
 def _check_config_json(meta: dict, workdir: pathlib.Path) -> None:
     """Raises CheckpointMismatchError when workdir/config.json names another model than the
-    checkpoint (model fields missing from either count as their defaults)."""
-    config_path = workdir / "config.json"
-    if not config_path.exists():
+    checkpoint (model fields missing from either count as their defaults), and
+    InvalidConfigJsonError when config.json is unreadable."""
+    on_disk = read_config_json(workdir)
+    if on_disk is None:
         return
-    on_disk = json.loads(config_path.read_text())
     saved = meta["config"]
     try:  # only the model is compared: the rest of config.json may change between resumes
-        checkpoint.check_compatible(
-            meta, workdir, config={**saved, "model": on_disk.get("model") or {}}
-        )
+        checkpoint.check_compatible(meta, workdir, config={**saved, "model": on_disk["model"]})
     except checkpoint.CheckpointMismatchError:
         raise checkpoint.CheckpointMismatchError(
             f"{workdir}/checkpoints holds model {saved['model'].get('name')!r} "
             f"{saved['model']} but config.json says {on_disk.get('model')}; the workdir mixes "
             f"two runs, retrain into a new --workdir"
         ) from None
+
+
+def read_config_json(workdir: pathlib.Path) -> dict | None:
+    """workdir/config.json as a dict (None if absent); InvalidConfigJsonError if it is not a
+    JSON object whose `model` is an object with a `name`."""
+    path = workdir / "config.json"
+    if not path.exists():
+        return None
+    fix = "repair it or delete it (every checkpoint stores the run's config too)"
+    try:
+        on_disk = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidConfigJsonError(f"{path} cannot be read ({e}); {fix}") from None
+    except json.JSONDecodeError as e:
+        raise InvalidConfigJsonError(
+            f"{path} is not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); {fix}"
+        ) from None
+    model = on_disk.get("model") if isinstance(on_disk, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        what = "a model section" if isinstance(on_disk, dict) else "a JSON object"
+        raise InvalidConfigJsonError(f"{path} is not a run config (it lacks {what}); {fix}")
+    return on_disk
 
 
 def _saved_config(saved: dict) -> ml_collections.ConfigDict:
@@ -153,14 +210,15 @@ def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
     """Loads the run in `workdir` at `step` (int, None/'latest' or 'best') onto the default device.
 
     The model is rebuilt from the config stored in the checkpoint; only params and batch_stats are
-    restored (no optimizer), so it loads on any device count. A missing workdir or checkpoint
-    raises RunNotFoundError, a checkpoint of another model than workdir/config.json says raises
-    checkpoint.CheckpointMismatchError, each with one line.
+    restored (no optimizer), so it loads on any device count. For the latest step, a damaged
+    checkpoint (files truncated or changed since they were written, metadata unreadable, arrays
+    not those saved) is skipped with a one-line warning on stderr and the previous intact one is
+    loaded; nothing in the workdir is moved or written. One-line errors: RunNotFoundError (no
+    workdir or checkpoint), DamagedCheckpointError (the step asked for, or every step, damaged),
+    InvalidConfigJsonError, checkpoint.CheckpointMismatchError (another model than config.json).
     """
     workdir = pathlib.Path(workdir)
     chosen, state, meta = _restore(workdir, step)
-    checkpoint.check_compatible(meta, workdir)  # the format
-    _check_config_json(meta, workdir)
     config = _saved_config(meta["config"])
     fields = dict(config.model)
     model = models.create_model(fields.pop("name"), **fields)
@@ -187,13 +245,93 @@ def _restore(workdir: pathlib.Path, step: int | str | None) -> tuple[int, dict, 
             f"{workdir} has no checkpoints/ directory; train first: "
             f"python train.py --config configs/NAME.py --workdir {workdir}"
         )
-    mngr = checkpoint.manager(workdir, read_only=True)
+    read_config_json(workdir)  # an unreadable config.json is the user's to fix, before anything
+    with _quiet_orbax():
+        mngr = checkpoint.manager(workdir, read_only=True)
+        try:
+            return _first_intact(mngr, _candidates(mngr, step, workdir), workdir)
+        finally:
+            mngr.close()
+
+
+def _first_intact(mngr, steps: list[int], workdir: pathlib.Path) -> tuple[int, dict, dict]:
+    """(step, state, meta) of the first of `steps` that is intact, as training checks on resume
+    (the step's manifest, readable metadata, the state's CRC-32 recorded at save time); warns
+    once on stderr when it skipped damaged ones. Read-only: a damaged step stays where it is."""
+    damaged: list[str] = []
+    for s in steps:
+        try:
+            state, meta = _restore_verified(mngr, s, workdir)
+        except UserError:
+            raise  # another model, format or config.json: the user's mistake, never "damage"
+        except Exception as e:
+            damaged.append(f"step {s}: {_first_line(e)}")
+            continue
+        if damaged:
+            print(
+                f"warning: {workdir}: damaged checkpoint ({'; '.join(damaged)}); loaded step "
+                f"{s}, the newest intact one",
+                file=sys.stderr,
+                flush=True,
+            )
+        return s, state, meta
+    if len(steps) == 1 and len(mngr.all_steps()) > 1:
+        saved = ", ".join(map(str, sorted(mngr.all_steps())))
+        raise DamagedCheckpointError(
+            f"{workdir}: checkpoint {damaged[0]} is damaged; load another step (saved steps: "
+            f"{saved}) or the newest intact one with step=None (--step latest)"
+        )
+    raise DamagedCheckpointError(
+        f"{workdir}: every checkpoint is damaged ({'; '.join(damaged)}); retrain with the same "
+        f"--workdir: training moves damaged checkpoints to {checkpoint.DAMAGED_DIR}/"
+    )
+
+
+def _restore_verified(mngr, step: int, workdir: pathlib.Path) -> tuple[dict, dict]:
+    """(state, meta) of `step` after the checks of `_first_intact`; CheckpointDamagedError or
+    Orbax's own exception when it is damaged, a UserError when it belongs to another run."""
+    checkpoint.verify_files(mngr, step)
+    meta = checkpoint.read_meta(mngr, step)
+    checkpoint.check_compatible(meta, workdir)  # the format
+    _check_config_json(meta, workdir)
+    state, meta = checkpoint.restore(mngr, step, _single_device_target(mngr, step))
+    saved = meta.get("state_crc32")
+    if saved is not None and checkpoint.state_checksum(state) != saved:
+        raise checkpoint.CheckpointDamagedError("its arrays differ from those saved")
+    return state, meta
+
+
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Orbax's notes on every read-only load, which look like failures but are not: a read-only
+# manager, and the item metadata that jaxae's checkpoints never write.
+_ORBAX_NOISE = (
+    "CheckpointManagerOptions.read_only=True",
+    "Given directory is read only",
+    "Metadata file does not exist",
+    "Failed to get item metadata",
+)
+
+
+class _NoiseFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(_ORBAX_NOISE)
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Drops _ORBAX_NOISE from the absl log while loading; every other warning still shows."""
+    noise = _NoiseFilter()
+    logger = logging.getLogger("absl")
+    logger.addFilter(noise)
     try:
-        chosen = _select_step(mngr, step, workdir)
-        state, meta = checkpoint.restore(mngr, chosen, _single_device_target(mngr, chosen))
+        yield
     finally:
-        mngr.close()
-    return chosen, state, meta
+        logger.removeFilter(noise)
 
 
 def _to_device(tree: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from jaxae import config as config_lib
+from jaxae.analysis import files
 from jaxae.analysis.load import Run
 
 
@@ -61,13 +62,12 @@ def write_report(run: Run, out: dict, path: pathlib.Path, docs: dict[str, str]) 
     for name, entry in out["analyses"].items():
         parts += _section(name, entry, docs.get(name, ""))
     parts.append("</body></html>")
-    path.write_text("\n".join(parts) + "\n")
+    files.write_text(path, "\n".join(parts) + "\n")
 
 
 def _head(run: Run, out: dict) -> list[str]:
     """The title, navigation, summary.json table and config of the report."""
-    summary_path = run.workdir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    summary = files.read_json_object(run.workdir / "summary.json", "the report shows none")
     return [
         f"<!doctype html><html><head><meta charset='utf-8'><title>jaxae analysis: "
         f"{html.escape(run.workdir.name)}</title><style>{_CSS}</style></head><body>",

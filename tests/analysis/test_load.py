@@ -26,13 +26,15 @@ def _copy(linear_run, tmp_path):
 
 
 def _edit_meta(workdir, edit):
-    """Applies edit(meta dict) to the metadata stored beside every checkpoint of `workdir`."""
+    """Applies edit(meta dict) to the metadata stored beside every checkpoint of `workdir`, as
+    another jaxae version would have written it (so without this version's manifest)."""
     paths = sorted((workdir / "checkpoints").glob("*/meta/metadata"))
     assert paths
     for path in paths:
         meta = json.loads(path.read_text())
         edit(meta)
         path.write_text(json.dumps(meta))
+        (path.parents[1] / checkpoint.MANIFEST).unlink()
 
 
 def test_load_reproduces_the_final_test_mse(linear_run):
