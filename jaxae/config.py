@@ -102,6 +102,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.perceptual.ssim_weight = 0.0  # weight of 1 − SSIM
     c.perceptual.ms_ssim_weight = 0.0  # weight of 1 − MS-SSIM (3 scales on 28×28)
 
+    c.vq = ml_collections.ConfigDict()  # vector-quantized models (conv_vq) only
+    c.vq.commitment = 0.25  # beta of the commitment loss beta ||z_e - sg(e)||^2
+
     c.pretrain = ml_collections.ConfigDict()
     c.pretrain.steps_per_layer = 0  # greedy layer-wise pretraining (hinton model); 0 = off
     c.pretrain.learning_rate = 1e-3
@@ -271,6 +274,7 @@ def _validate_regularizers(config: ml_collections.ConfigDict) -> None:
         "vae.nll_examples",
         "perceptual.ssim_weight",
         "perceptual.ms_ssim_weight",
+        "vq.commitment",
         allow_zero=True,
     )
     _positive(config, "contractive.num_probes", "pretrain.learning_rate", "vae.nll_samples")

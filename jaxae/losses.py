@@ -88,3 +88,22 @@ def sparsity_kl(z: jax.Array, rho: float) -> jax.Array:
 def mean_activation(z: jax.Array) -> jax.Array:
     """Mean code activation of each example: z [B, ...] -> [B]."""
     return jnp.mean(_flat(z), axis=-1)
+
+
+def vq_terms(aux: dict[str, jax.Array], num_embeddings: int) -> dict[str, jax.Array]:
+    """VQ-VAE terms from a vector-quantized model's aux (z_e, z_q [B, h, w, D], indices):
+    codebook ‖sg(z_e) − z_q‖² (trains the codebook), commitment ‖z_e − sg(z_q)‖² (trains the
+    encoder), each a mean over positions and dimensions, and the batch's perplexity and usage
+    (batch statistics, the same for every example): name -> [B]."""
+    from jaxae.models.vq import codebook_stats
+
+    z_e, z_q = aux["z_e"], aux["z_q"]
+    sg = jax.lax.stop_gradient
+    perplexity, usage = codebook_stats(aux["indices"], num_embeddings)
+    b = z_e.shape[:1]
+    return {
+        "codebook": jnp.mean(_flat(sg(z_e) - z_q) ** 2, axis=-1),
+        "commitment": jnp.mean(_flat(z_e - sg(z_q)) ** 2, axis=-1),
+        "perplexity": jnp.broadcast_to(perplexity, b),
+        "codebook_usage": jnp.broadcast_to(usage, b),
+    }

@@ -40,12 +40,16 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     weights and logged by name (`l1`, `sparsity_kl`, `mean_activation`, `contractive`).
     The contractive penalty encodes in eval mode (BatchNorm running statistics, no dropout), so
     that each example's Jacobian depends on that example only.
+    Vector-quantized models add the codebook loss and `vq.commitment` times the commitment
+    loss, and log both with the batch's code `perplexity` and codebook `usage`.
     SSIM and MS-SSIM losses (`perceptual.ssim_weight`, `perceptual.ms_ssim_weight`) add
     weight · (1 − SSIM) of the reconstruction against the target, logged as `ssim_loss` and
     `ms_ssim_loss` (the eval metric `ssim` stays the SSIM itself).
     Every term is returned per example so the step can log it and evaluation can sum it.
     """
     is_vae = models.is_vae(model)
+    is_vq = models.is_vq(model) and model.quantized
+    commitment = float(config.vq.commitment)
     recon_loss = losses.RECONSTRUCTION[config.loss]
     beta = float(config.vae.beta)
     likelihood = config.vae.likelihood
@@ -120,6 +124,12 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
             if sparse_beta:
                 terms["sparsity_kl"] = losses.sparsity_kl(z, rho)
                 per_example = per_example + sparse_beta * terms["sparsity_kl"]
+            if is_vq:
+                vq_terms = losses.vq_terms(aux, model.num_embeddings)
+                per_example = (
+                    per_example + vq_terms["codebook"] + commitment * vq_terms["commitment"]
+                )
+                terms.update(vq_terms)
         for name, (weight, distortion) in distortions.items():
             if weight:
                 terms[name] = distortion(logits, target)

@@ -30,6 +30,7 @@ from jaxae.models.layers import (
     Ops,
     UpBlock,
 )
+from jaxae.models.vq import ConvVQ
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,6 +47,7 @@ __all__ = [
     "ConvKeras",
     "ConvSimple",
     "ConvVAE",
+    "ConvVQ",
     "DeepFC",
     "DenseBlock",
     "DownBlock",
@@ -58,6 +60,7 @@ __all__ = [
     "count_params",
     "create_model",
     "is_vae",
+    "is_vq",
     "model_fields",
 ]
 
@@ -72,6 +75,7 @@ MODELS: dict[str, type[Model]] = {
     "conv_flat": ConvFlat,
     "vae": VAE,
     "conv_vae": ConvVAE,
+    "vqvae": ConvVQ,
 }
 
 # Constructor fields that are no config values: Flax's own, and the ops bundle (create_model's
@@ -83,6 +87,12 @@ def is_vae(model: nn.Module | type[nn.Module]) -> bool:
     """True for the variational models, whose encode returns (mu, logvar)."""
     cls = model if isinstance(model, type) else type(model)
     return issubclass(cls, VAE | ConvVAE)
+
+
+def is_vq(model: nn.Module | type[nn.Module]) -> bool:
+    """True for the vector-quantized models, whose aux holds z_e, z_q and the code indices."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, ConvVQ)
 
 
 def model_fields(cls: type[nn.Module]) -> list[str]:

@@ -11,7 +11,7 @@ from jaxae import config as config_lib
 from jaxae import data, models, objectives, optim, train
 
 CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py") if not p.stem.startswith("_"))
-FAMILIES = list(models.MODELS)  # the ten families; test_models pins the exact list
+FAMILIES = list(models.MODELS)  # the eleven families; test_models pins the exact list
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -34,6 +34,8 @@ INIT_SCHEMES = {
         "sparse_kl",
         "sparse_l1",
         "denoising_fc",
+        "ssim",
+        "ms_ssim",
     },
     "keras": {"conv_keras", "denoising"},
 }
@@ -48,7 +50,7 @@ def test_every_config_documents_its_init_scheme(name):
     assert f"init_scheme='{scheme}'" in module.__doc__
 
 
-def test_all_ten_families_have_a_config():
+def test_all_eleven_families_have_a_config():
     assert set(FAMILIES) <= set(CONFIGS)
 
 

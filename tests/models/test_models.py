@@ -193,6 +193,7 @@ def test_models_table_and_is_vae():
         "conv_flat",
         "vae",
         "conv_vae",
+        "vqvae",
     ]
     vaes = {name for name, cls in models.MODELS.items() if models.is_vae(cls())}
     assert vaes == {"vae", "conv_vae"}
