@@ -69,6 +69,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.dataset.max_train_examples = 0  # 0 = all
     c.dataset.max_test_examples = 0  # 0 = all
     c.dataset.exclude_class = -1  # >= 0: drop this class from train (anomaly detection)
+    # > 0: hold out this fraction of train (seeded by `seed`) for evaluation during training,
+    # the best checkpoint and early stopping; test is then scored only at the end. 0 = evaluate
+    # on test during training (monitoring only: no best checkpoint, no early stopping)
+    c.dataset.validation_fraction = 0.0
+
+    c.early_stopping = ml_collections.ConfigDict()
+    c.early_stopping.patience = 0  # stop after this many evaluations without a better
+    # validation loss; 0 = off (needs dataset.validation_fraction > 0)
 
     c.vae = ml_collections.ConfigDict()
     c.vae.beta = 1.0
@@ -238,6 +246,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
     _positive(config, "vae.gaussian_sigma")
     _validate_regularizers(config)
+    _validate_selection(config)
     if config.num_steps == 0 and config.num_epochs == 0:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
@@ -256,6 +265,22 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     return config
+
+
+def _validate_selection(config: ml_collections.ConfigDict) -> None:
+    """The validation split and early stopping: a fraction in [0, 1), patience only with one."""
+    fraction = config.dataset.validation_fraction
+    if not 0 <= fraction < 1:
+        raise ConfigError(
+            f"config field 'dataset.validation_fraction' must be in [0, 1), got {fraction}; "
+            f"e.g. --config.dataset.validation_fraction=0.1"
+        )
+    _positive(config, "early_stopping.patience", allow_zero=True)
+    if config.early_stopping.patience and not fraction:
+        raise ConfigError(
+            "early stopping watches a validation loss, never test: add "
+            "--config.dataset.validation_fraction=0.1 (or set --config.early_stopping.patience=0)"
+        )
 
 
 def _validate_regularizers(config: ml_collections.ConfigDict) -> None:

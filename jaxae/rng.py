@@ -15,6 +15,7 @@ STREAMS = {
     "data": 3,  # data order: epoch e is permutation(fold_in(data, e))
     "nll": 4,  # importance samples of the test NLL
     "pretrain": 5,  # greedy layer-wise pretraining
+    "validation": 6,  # which training examples are held out for validation
     # step level
     "dropout": 11,
     "sample": 12,  # VAE reparameterisation

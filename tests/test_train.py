@@ -149,3 +149,113 @@ def test_fast_ops_on_and_off_train_alike_and_share_checkpoints(name, tmp_path):
     train.train_and_evaluate(half, tmp_path / "switch")
     train.train_and_evaluate(tiny_config(name, fast_ops="off", **overrides), tmp_path / "switch")
     _assert_close(_params(tmp_path / "switch"), _params(tmp_path / "off"))
+
+
+# ------------------------------------------------------------------ validation split, selection
+
+
+def test_validation_split_is_reproducible_disjoint_and_complete():
+    from jaxae.runtime import validation
+
+    train_idx, val_idx = validation.split_indices(1000, 0.1, seed=3)
+    again = validation.split_indices(1000, 0.1, seed=3)
+    np.testing.assert_array_equal(train_idx, again[0])
+    np.testing.assert_array_equal(val_idx, again[1])
+    assert len(val_idx) == 100 and not set(train_idx) & set(val_idx)
+    assert sorted([*train_idx, *val_idx]) == list(range(1000))
+    other = validation.split_indices(1000, 0.1, seed=4)[1]
+    assert not np.array_equal(val_idx, other)  # the seed chooses the examples
+    with pytest.raises(validation.ValidationSplitError, match="holds out none"):
+        validation.split_indices(5, 0.05, seed=0)
+
+
+def test_held_out_images_are_not_trained_on():
+    from jaxae import data
+    from jaxae.runtime import validation
+
+    n = 50
+    images = np.arange(n * 4, dtype=np.uint8).reshape(n, 2, 2, 1)  # every image unique
+    labels = np.arange(n, dtype=np.int32)
+    ds = data.Dataset("toy", images, labels, images[:3], labels[:3], n, "test")
+    rest, held = validation.hold_out(ds, 0.2, seed=0)
+    assert len(held) == 10 and len(rest.train_images) == 40
+    assert len(rest.train_labels) == 40 and rest.test_images is ds.test_images
+    trained = {x.tobytes() for x in rest.train_images}
+    assert not any(x.tobytes() in trained for x in held)
+    assert {x.tobytes() for x in images} == trained | {x.tobytes() for x in held}
+    assert validation.hold_out(ds, 0.0, seed=0) == (ds, None)
+
+
+def test_early_stopping_needs_a_validation_split():
+    from jaxae import config as config_lib
+
+    with pytest.raises(config_lib.ConfigError, match="validation_fraction"):
+        config_lib.validate(tiny_config("vanilla", **{"early_stopping.patience": 2}))
+    with pytest.raises(config_lib.ConfigError, match=r"\[0, 1\)"):
+        config_lib.validate(tiny_config("vanilla", **{"dataset.validation_fraction": 1.0}))
+
+
+def _scripted_evaluation(monkeypatch, validation_losses):
+    """Job.evaluate with chosen validation losses by step and test loss 1/step: test keeps
+    improving, so a selection by test would always pick the latest step."""
+    from jaxae.runtime import job
+
+    real = job.Job.evaluate
+    calls = []
+
+    def evaluate(self, state, split="test", step=None, good=0):
+        result = real(self, state, split, step, good)
+        at = int(state.step)
+        calls.append((split, at))
+        result["loss"] = validation_losses[at] if split == "validation" else 1.0 / at
+        return result
+
+    monkeypatch.setattr(job.Job, "evaluate", evaluate)
+    return calls
+
+
+@pytest.mark.slow
+def test_best_checkpoint_follows_validation_not_test(tmp_path, monkeypatch):
+    calls = _scripted_evaluation(monkeypatch, {1: 0.5, 2: 0.1, 3: 0.3, 4: 0.4, 5: 0.2, 6: 0.6})
+    config = tiny_config(
+        "vanilla", eval_every=1, keep_checkpoints=1, **{"dataset.validation_fraction": 0.25}
+    )
+    summary = train.train_and_evaluate(config, tmp_path)
+    assert summary["examples"] == {"train": 48, "validation": 16, "test": 32}
+    assert summary["best_step"] == 2 and summary["best_validation_loss"] == 0.1
+    assert summary["test_best"]["loss"] == 1 / 2  # the restored step-2 state was scored
+    assert summary["test_latest"]["loss"] == summary["loss"] == 1 / 6
+    assert summary["early_stopped_at"] is None and summary["steps"] == 6
+    assert [c for c in calls if c[0] == "test"] == [("test", 6), ("test", 2)]  # at the end only
+    mngr = checkpoint.manager(tmp_path, read_only=True)
+    assert mngr.all_steps() == [2, 6] and mngr.best_step() == 2  # kept though keep=1
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+@pytest.mark.slow
+def test_without_validation_no_checkpoint_is_chosen_by_test(tmp_path, monkeypatch):
+    _scripted_evaluation(monkeypatch, {})
+    config = tiny_config("vanilla", eval_every=1, keep_checkpoints=1)
+    summary = train.train_and_evaluate(config, tmp_path)
+    assert "test_best" not in summary and summary["loss"] == 1 / 6
+    assert checkpoint.manager(tmp_path, read_only=True).all_steps() == [6]
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_and_resumes_its_count(tmp_path, monkeypatch):
+    losses = {1: 0.5, 2: 0.1, 3: 0.3, 4: 0.4, 5: 0.05, 6: 0.01}  # step 5 would improve again
+    _scripted_evaluation(monkeypatch, losses)
+    settings = {"dataset.validation_fraction": 0.25, "early_stopping.patience": 2}
+    config = tiny_config("vanilla", eval_every=1, **settings)
+    summary = train.train_and_evaluate(config, tmp_path / "full")
+    assert summary["steps"] == 4 and summary["early_stopped_at"] == 4
+    assert summary["best_step"] == 2 and summary["test_best"]["loss"] == 1 / 2
+    assert checkpoint.manager(tmp_path / "full", read_only=True).latest_step() == 4
+    assert train.train_and_evaluate(config, tmp_path / "full")["steps"] == 4  # stays stopped
+    # stopped after step 3 (one evaluation without progress), resumed: stops at 4 all the same
+    train.train_and_evaluate(
+        tiny_config("vanilla", eval_every=1, num_steps=3, **settings), tmp_path / "resumed"
+    )
+    resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+    assert resumed["steps"] == 4 and resumed["early_stopped_at"] == 4
+    assert_trees_equal(_params(tmp_path / "full"), _params(tmp_path / "resumed"))

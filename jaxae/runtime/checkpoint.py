@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxae.errors import UserError
+from jaxae.runtime.logs import silence_orbax_noise
 
 FORMAT_VERSION = 1  # bump when the layout of the saved state changes
 
@@ -185,6 +186,7 @@ def manager(workdir: str | pathlib.Path, *, keep: int = 3, read_only: bool = Fal
 
     "Best" is the lowest `eval_loss` among checkpoints saved with metrics.
     """
+    silence_orbax_noise()
     directory = pathlib.Path(workdir).absolute() / "checkpoints"
     keep_policy = policies.AnyPreservationPolicy(
         [

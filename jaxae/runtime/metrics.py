@@ -70,6 +70,11 @@ class MetricWriter:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
 
+    def flush(self) -> None:
+        """Writes buffered TensorBoard events to disk (metrics.jsonl is flushed per line)."""
+        if self.enabled:
+            self._tb.flush()
+
     def close(self) -> None:
         if self.enabled:
             self._file.close()

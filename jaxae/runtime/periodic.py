@@ -61,10 +61,16 @@ class TrainLog:
         self._pending: tuple[int, int, Any] | None = None
         self._timer: float | None = None
         self._window: list[dict[str, float]] = []
+        self._since_eval: list[dict[str, float]] = []  # for the console's line at each eval
 
     @property
     def images_per_second(self) -> float | None:
         return self.train_images / self.train_time if self.train_time > 0 else None
+
+    def mean_since_last_call(self) -> dict[str, float] | None:
+        """The mean train metrics of the steps fetched since the previous call (None if none)."""
+        window, self._since_eval = self._since_eval, []
+        return {k: float(np.mean([w[k] for w in window])) for k in window[0]} if window else None
 
     def push(self, first: int, last: int, device_metrics: Any) -> None:
         """Steps first..last were dispatched with these (not yet fetched) metrics."""
@@ -95,6 +101,7 @@ class TrainLog:
             raise TrainingDivergedError(message)
         if not values.pop("update_skipped", 0.0):  # skipped steps have NaN terms: not averaged
             self._window.append(values)
+            self._since_eval.append(values)
         if itstime(step, self.log_every, self.total_steps):
             window = self._window
             mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]} if window else {}
