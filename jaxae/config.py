@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import difflib
-import importlib.util
 import json
 import math
 import pathlib
@@ -357,65 +354,16 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
 
 
 def load_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-    """Runs `get_config()` of a config file such as configs/conv_deep.py."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        here = pathlib.Path("configs")
-        names = ", ".join(sorted(p.name for p in here.glob("*.py"))) if here.is_dir() else ""
-        raise ConfigError(
-            f"config file {path} not found" + (f"; configs/ has {names}" if names else "")
-        )
-    spec = importlib.util.spec_from_file_location(f"_jaxae_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {path} defines no get_config() returning a ConfigDict")
-    return module.get_config()
+    """Runs `get_config()` of a config file such as configs/conv_deep.py (jaxae/config_file.py);
+    a missing or broken file is one ConfigError line."""
+    from jaxae import config_file
 
-
-def _parse_value(text: str, current: Any, path: str) -> Any:
-    """Command-line text -> a value of the field's type, or a one-line ConfigError."""
-    want = type(current)
-    if want is str:
-        return text
-    if want is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-    else:
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = None
-        if want is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if want is tuple and isinstance(value, tuple | list):
-            return tuple(value)
-        if isinstance(value, want) and not isinstance(value, bool):
-            return value
-    raise ConfigError(
-        f"--config.{path}={text} is not a {want.__name__} (it is {current!r} now); "
-        f"e.g. --config.{path}={current!r}"
-    )
+    return config_file.load_file(path)
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
-    """Applies `FIELD=VALUE` strings (dotted paths) in place; unknown fields are refused."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} needs a value: --config.{item}=VALUE")
-        path, text = item.split("=", 1)
-        *parents, leaf = path.split(".")
-        target = config
-        for i, part in enumerate([*parents, leaf]):
-            if not isinstance(target, ml_collections.ConfigDict) or part not in target:
-                known = list(target) if isinstance(target, ml_collections.ConfigDict) else []
-                close = difflib.get_close_matches(part, known, n=1)
-                hint = (
-                    f"; did you mean {'.'.join([*path.split('.')[:i], close[0]])}?" if close else ""
-                )
-                raise ConfigError(f"unknown config field {path!r}{hint}")
-            if part != leaf or i < len(parents):
-                target = target[part]
-        target[leaf] = _parse_value(text, target[leaf], path)
+    """Applies `FIELD=VALUE` strings (dotted paths) in place; unknown fields and values of the
+    wrong type are refused with a line that shows the fields and a valid value."""
+    from jaxae import config_file
+
+    config_file.apply_overrides(config, overrides)

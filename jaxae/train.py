@@ -38,7 +38,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         raise config_lib.ConfigError(f"--workdir {workdir} is a file; give a directory path")
     if jax.process_index() != 0:  # one lock per run: the chief's
         return _train(config, workdir, guard.StopRequest())
-    with guard.workdir_lock(workdir), guard.stop_on_signals() as stop:
+    locked = guard.workdir_lock(workdir)
+    with locked, guard.stop_on_signals() as stop, guard.disk_full_is_one_line(workdir):
         return _train(config, workdir, stop)
 
 

@@ -251,18 +251,23 @@ def finish(mngr: ocp.CheckpointManager) -> None:
 
 
 def raise_if_disk_full(exc: BaseException, mngr: ocp.CheckpointManager) -> None:
-    """Re-raises a full-disk failure behind `exc` as one clear CheckpointWriteError line."""
-    from jaxae.runtime.guard import disk_full
+    """Re-raises a full-disk failure behind `exc` as one clear CheckpointWriteError line.
 
-    full = disk_full(exc)
-    if full is None:
+    The failed step's half-written directory is removed (it would only hold the space the
+    rerun needs); the sealed steps before it are untouched.
+    """
+    from jaxae.runtime import guard
+
+    if guard.disk_full(exc) is None:
         return
+    directory = pathlib.Path(mngr.directory)
+    if jax.process_index() == 0:
+        for partial in directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
     good = [s for s in mngr.all_steps() if (_step_dir(mngr, s) / MANIFEST).exists()]
-    keep = f"checkpoints up to step {max(good)} are intact" if good else "no checkpoint was lost"
-    raise CheckpointWriteError(
-        f"no space left on the device while writing a checkpoint in {mngr.directory} "
-        f"({full.strerror}); {keep}; free some space and rerun the same command to resume",
-    ) from exc
+    kept = f"checkpoints up to step {max(good)} are intact" if good else "no checkpoint was lost"
+    message = guard.disk_full_message(directory.parent, "a checkpoint", kept)
+    raise CheckpointWriteError(message) from exc
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:

@@ -9,6 +9,7 @@ import fcntl
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -176,12 +177,63 @@ def stopped_message(request: StopRequest, step: int, workdir: str | os.PathLike[
     )
 
 
+# How the storage layer (TensorStore, under Orbax) reports ENOSPC/EDQUOT: not as an OSError but
+# as ValueError('RESOURCE_EXHAUSTED: ... No space left on device [os_error_code=\'28\']')
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "os_error_code='28'")
+
+
 def disk_full(exc: BaseException) -> OSError | None:
-    """The ENOSPC/EDQUOT OSError behind `exc` (itself, its cause or context), if any."""
+    """The full-disk error behind `exc` (itself, its cause or context), if any, as an OSError.
+
+    An ENOSPC/EDQUOT OSError is returned as it is; TensorStore's RESOURCE_EXHAUSTED errors that
+    name a full disk become OSError(ENOSPC) with their first line as the filename.
+    """
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             return exc
+        text = str(exc)
+        if any(needle in text for needle in _DISK_FULL_TEXT):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), text.splitlines()[0][:300])
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def free_space(path: str | os.PathLike[str]) -> str:
+    """Free space on the filesystem holding `path` (its nearest existing parent): '1.4 GB'."""
+    path = pathlib.Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = float(shutil.disk_usage(path).free)
+    except OSError:
+        return "unknown"
+    for unit in ("B", "kB", "MB", "GB"):
+        if free < 1000:
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1000
+    return f"{free:.1f} TB"
+
+
+def disk_full_message(workdir: str | os.PathLike[str], what: str, kept: str) -> str:
+    """One line: what could not be written, where, the free space left, what is safe, the fix."""
+    return (
+        f"no space left on the device while writing {what} in --workdir {workdir} "
+        f"({free_space(workdir)} free there); {kept}; free some space and rerun the same command "
+        f"to resume"
+    )
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(workdir: str | os.PathLike[str]) -> Iterator[None]:
+    """Turns a full disk while writing metrics, config.json or summary.json into WorkdirError."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:
+        if disk_full(e) is None:
+            raise
+        kept = "the checkpoints written so far are intact"
+        raise WorkdirError(disk_full_message(workdir, "the run's files", kept)) from e

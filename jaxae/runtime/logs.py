@@ -1,4 +1,5 @@
-"""Silences the two Orbax log lines that look like failures but are not, and nothing else."""
+"""Silences the Orbax log lines that look like failures but are not, and the tracebacks of a
+full disk that jaxae reports itself in one line; every other message passes."""
 
 from __future__ import annotations
 
@@ -10,21 +11,46 @@ import re
 #   "Requested `tracked_metric`; did not provide metrics."
 # - on every load of a step written before Orbax kept per-step metadata, or read-only:
 #   "Metadata file does not exist: .../_CHECKPOINT_METADATA"
+# - on every read-only manager (jaxae.load, the analysis), which is what was asked for:
+#   "CheckpointManagerOptions.read_only=True, setting save_interval_steps=0."
+#   "Given directory is read only=.../checkpoints"
 NOISE = (
     re.compile(r"^Requested `?tracked_metric`?; did not provide metrics"),
-    re.compile(r"^Metadata file does not exist: .*_CHECKPOINT_METADATA"),
+    re.compile(r"^Metadata file does not exist: .*_CHECKPOINT_METADATA$"),
+    re.compile(r"^CheckpointManagerOptions\.read_only=True, setting save_interval_steps=0\.$"),
+    re.compile(r"^Given directory is read only=.*checkpoints$"),
+)
+
+
+# Logged (with tracebacks, from Orbax's background threads) when a checkpoint write fails; for
+# a full disk the loop raises CheckpointWriteError, one line, so they only bury that line.
+DISK_FULL = ("No space left on device", "Disk quota exceeded", "os_error_code='28'")
+AFTER_A_FAILED_WRITE = (
+    re.compile(r"^\[process=\d+\] Failed to run \d+ Handler Commit operations"),
+    re.compile(r".*\[wait_until_finished\] Save Finalize thread .* failed"),
 )
 
 
 class OrbaxNoiseFilter(logging.Filter):
-    """Drops a record only when its whole message is one of NOISE; every other warning passes."""
+    """Drops NOISE, full-disk reports, and the generic failure lines that follow one (only after
+    a full disk was seen, so any other failed write keeps its log)."""
+
+    def __init__(self):
+        super().__init__()
+        self.disk_full_seen = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to judge: let it through
             return True
-        return not any(pattern.match(message) for pattern in NOISE)
+        if any(pattern.match(message) for pattern in NOISE):
+            return False
+        text = message + (str(record.exc_info[1]) if record.exc_info else "")
+        if any(needle in text for needle in DISK_FULL):
+            self.disk_full_seen = True
+            return False
+        return not (self.disk_full_seen and any(p.match(message) for p in AFTER_A_FAILED_WRITE))
 
 
 _FILTER = OrbaxNoiseFilter()

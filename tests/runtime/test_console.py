@@ -30,9 +30,10 @@ def test_eval_line_and_final_summary_without_a_terminal(capsys, tmp_path):
     ]
 
 
-def test_orbax_false_alarms_are_dropped_and_real_warnings_kept(caplog):
+def test_orbax_false_alarms_are_dropped_and_real_warnings_kept(caplog, monkeypatch):
     from absl import logging as absl_logging
 
+    monkeypatch.setattr(logs._FILTER, "disk_full_seen", False)  # as in a process without one
     logs.silence_orbax_noise()
     logs.silence_orbax_noise()  # idempotent
     assert logging.getLogger("absl").filters.count(logs._FILTER) == 1
@@ -43,7 +44,13 @@ def test_orbax_false_alarms_are_dropped_and_real_warnings_kept(caplog):
         )
         absl_logging.warning("Metadata file does not exist: %s", "/w/other_file")
         absl_logging.warning("Requested `tracked_metric` twice; something else")
+        absl_logging.warning(
+            "CheckpointManagerOptions.read_only=True, setting save_interval_steps=0."
+        )
+        absl_logging.warning("Given directory is read only=/w/checkpoints")
+        absl_logging.error("Failed to run 2 Handler Commit operations: disk on fire")
     assert [r.getMessage() for r in caplog.records] == [
         "Metadata file does not exist: /w/other_file",
         "Requested `tracked_metric` twice; something else",
+        "Failed to run 2 Handler Commit operations: disk on fire",  # no full disk seen: kept
     ]

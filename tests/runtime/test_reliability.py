@@ -4,6 +4,7 @@ import contextlib
 import errno
 import importlib.util
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -241,10 +242,8 @@ def test_checkpoint_of_another_version_or_optimizer_is_refused_untouched(four_st
     assert _files(workdir) == before  # nothing overwritten, nothing moved
 
 
-@pytest.mark.slow
-def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_earlier_ones(
-    tmp_path, monkeypatch
-):
+def _full_disk_metadata(monkeypatch):
+    """The JSON metadata of steps >= 3 fails with ENOSPC, as a full disk makes it."""
     from orbax.checkpoint._src.handlers import json_checkpoint_handler as handler
 
     real = handler.JsonCheckpointHandler._save_fn
@@ -255,17 +254,55 @@ def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_earlier_ones(
         return await real(self, x, directory)
 
     monkeypatch.setattr(handler.JsonCheckpointHandler, "_save_fn", full_after_step_2)
-    config = tiny_config("conv_simple", num_steps=4, checkpoint_every=1)
-    with pytest.raises(checkpoint.CheckpointWriteError) as info:
-        train.train_and_evaluate(config, tmp_path)
-    message = str(info.value)
-    assert (
-        "\n" not in message and "no space left" in message and "rerun the same command" in message
-    )
-    mngr = checkpoint.manager(tmp_path, read_only=True)
-    assert mngr.latest_step() == 2 and checkpoint.verify_files(mngr, 2)
-    monkeypatch.setattr(handler.JsonCheckpointHandler, "_save_fn", real)
-    assert train.train_and_evaluate(config, tmp_path)["steps"] == 4  # resumes once there is space
+
+
+def _full_disk_arrays(monkeypatch):
+    """TensorStore's own report of a full disk while it writes step 3's arrays, in Orbax's
+    background thread: it surfaces only when step 4 waits for that write."""
+    from orbax.checkpoint._src.serialization import serialization
+
+    real = serialization.async_serialize_from_host
+
+    async def full_at_step_3(rslices, spec, **kwargs):
+        if "/3.orbax-checkpoint-tmp" in str(spec):
+            raise ValueError(
+                f'RESOURCE_EXHAUSTED: Error writing "params.x/0" in OCDBT database at {spec}: '
+                f"Failed to write 9 bytes to file 9: No space left on device [os_error_code='28']"
+            )
+        return await real(rslices, spec, **kwargs)
+
+    monkeypatch.setattr(serialization, "async_serialize_from_host", full_at_step_3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("inject", [_full_disk_metadata, _full_disk_arrays])
+def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_earlier_ones(
+    inject, tmp_path, monkeypatch, capsys, caplog
+):
+    inject(monkeypatch)
+    workdir = tmp_path / "run"
+    tiny = ["--config.dataset.name=synthetic", "--config.dataset.max_train_examples=64"]
+    tiny += ["--config.dataset.max_test_examples=32", "--config.batch_size=16"]
+    tiny += ["--config.num_steps=4", "--config.checkpoint_every=1", "--config.progress=False"]
+    tiny += ["--config.scan_epoch=off"]
+    argv = ["--config", str(ROOT / "configs/conv_simple.py"), "--workdir", str(workdir), *tiny]
+    with pytest.raises(SystemExit) as info:
+        _cli().main(argv)
+    assert info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("error: no space left on the device") and str(workdir) in err[0]
+    assert " free there); checkpoints up to step 2 are intact;" in err[0]
+    assert "rerun the same command" in err[0]
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [m for m in logged if "space" in m or "Finalize" in m or "Commit" in m], logged
+    mngr = checkpoint.manager(workdir, read_only=True)
+    assert mngr.all_steps() == [1, 2] and checkpoint.verify_files(mngr, 2)
+    assert not list((workdir / "checkpoints").glob("*tmp*"))  # the partial step is gone
+    monkeypatch.undo()  # space again: the same command resumes and ends as if never stopped
+    _cli().main(argv)
+    _cli().main([*argv[:3], str(tmp_path / "reference"), *tiny])
+    assert_trees_equal(_state(tmp_path / "reference", 4), _state(workdir, 4))
 
 
 # ------------------------------------------------------------------ two processes, one workdir
