@@ -1,13 +1,22 @@
-"""Writes metrics.jsonl and TensorBoard event files (no TensorFlow needed)."""
+"""Writes metrics.jsonl and TensorBoard event files (no TensorFlow needed).
+
+metrics.jsonl is the record: written and flushed line by line, cut back to the checkpoint a
+resumed run starts from. The event files follow it: flushed at every checkpoint, and rebuilt
+from metrics.jsonl when a run resumes, so a kill -9 loses no TensorBoard point either."""
 
 from __future__ import annotations
 
 import json
 import math
 import pathlib
+import time
+import uuid
 from typing import Any
 
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2, summary_pb2
+
+FLUSH_SECONDS = 30  # events reach the disk at least this often, and at every checkpoint
 
 
 def _clean(value: Any) -> Any:
@@ -43,6 +52,17 @@ def read(path: str | pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _scalar(value: Any) -> float | None:
+    """A record's value as TensorBoard got it: numbers, and NaN/inf written as strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
+
+
 class MetricWriter:
     """Appends one JSON object per call to `workdir/metrics.jsonl` and mirrors it to TensorBoard.
 
@@ -55,8 +75,37 @@ class MetricWriter:
         self._file = None
         self._tb = None
         if enabled:
+            earlier = sorted(pathlib.Path(workdir).glob("events.out.tfevents.*"))
             self._file = self.path.open("a")
-            self._tb = SummaryWriter(logdir=str(workdir), flush_secs=30)
+            # tensorboardX's SummaryWriter queues events for a thread and its flush() leaves
+            # the queue alone; this writer is synchronous, so flush() means on disk. The
+            # suffix makes the name unique (time in seconds and host are not, on a quick resume)
+            prefix, unique = str(pathlib.Path(workdir) / "events"), f".{uuid.uuid4().hex[:8]}"
+            self._tb = EventsWriter(prefix, filename_suffix=unique)
+            self._flushed = time.monotonic()
+            if earlier:
+                self._rebuild_events(earlier)
+
+    def _rebuild_events(self, earlier: list[pathlib.Path]) -> None:
+        """Writes every scalar of metrics.jsonl into this run's event file, then removes the
+        earlier files: they miss what a killed run had not flushed, and hold steps past the
+        checkpoint that this run redoes."""
+        for record in read(self.path):
+            self._add_scalars(record["step"], record["split"], record)
+        self._tb.flush()
+        for path in earlier:
+            path.unlink(missing_ok=True)
+
+    def _add_scalars(self, step: int, split: str, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            number = _scalar(value) if name not in ("step", "split") else None
+            if number is not None:
+                value = summary_pb2.Summary.Value(tag=f"{split}/{name}", simple_value=number)
+                event = event_pb2.Event(wall_time=time.time(), step=int(step))
+                event.summary.value.append(value)
+                self._tb.write_event(event)
+        if time.monotonic() - self._flushed > FLUSH_SECONDS:
+            self.flush()
 
     def write(self, step: int, split: str, values: dict[str, Any]) -> None:
         """One line {step, split, **values}; numbers also go to TensorBoard as split/name."""
@@ -66,14 +115,13 @@ class MetricWriter:
         record.update({k: _clean(v) for k, v in values.items()})
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        for name, value in values.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
+        self._add_scalars(step, split, values)
 
     def flush(self) -> None:
         """Writes buffered TensorBoard events to disk (metrics.jsonl is flushed per line)."""
         if self.enabled:
             self._tb.flush()
+            self._flushed = time.monotonic()
 
     def close(self) -> None:
         if self.enabled:

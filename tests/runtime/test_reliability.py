@@ -23,6 +23,8 @@ from jaxae import objectives, train
 from jaxae.runtime import checkpoint, guard
 from jaxae.runtime.metrics import read
 
+from .test_tensorboard import tensorboard_scalars
+
 
 def _state(workdir, step=None):
     """The whole train state (params, BatchNorm statistics, optimizer) of a checkpoint, as numpy."""
@@ -138,6 +140,8 @@ def test_killed_and_terminated_runs_resume_to_identical_parameters(tmp_path):
     assert_trees_equal(_state(reference, 20), _state(workdir, 20))
     steps = [r["step"] for r in read(workdir / "metrics.jsonl") if r["split"] == "train"]
     assert steps == list(range(1, 21))  # the log continues where each run stopped, no repeats
+    # and TensorBoard shows what it shows of an uninterrupted run (the speed aside)
+    assert tensorboard_scalars(workdir) == tensorboard_scalars(reference)
 
 
 # ------------------------------------------------------------------ damaged checkpoints
