@@ -16,7 +16,7 @@ TINY = [
     "--config.dataset.max_test_examples=32",
     "--config.batch_size=16",
     "--config.num_steps=4",
-    "--config.progress=False",
+    "--config.progress=True",  # the default: a bar on terminals only
 ]
 
 
@@ -53,6 +53,14 @@ def test_train_py_writes_the_workdir_contract(tmp_path):
     assert summary["params"] == 225 and summary["steps"] == 4
     config = json.loads((workdir / "config.json").read_text())
     assert config["dataset"]["name"] == "synthetic" and config["num_steps"] == 4
+    # no terminal here (a pipe, as in a log file or CI): no bar, but a line per evaluation
+    # and the closing summary with the next command
+    out = result.stdout.splitlines()
+    assert "\r" not in result.stderr and "it/s" not in result.stderr
+    assert any(line.startswith("step 4/4 epoch 1.0/1.0 | train loss ") for line in out), out
+    assert f"summary: {workdir / 'summary.json'}" in out
+    assert f"next: python -m jaxae.analyze --workdir {workdir}" in out
+    assert any(line.startswith("done: 4 steps; test: loss ") for line in out), out
     # the same command again resumes (and finds nothing left to do)
     again = run("--config", "configs/conv_simple.py", "--workdir", str(workdir), *TINY)
     assert again.returncode == 0 and "Resuming" in again.stdout
@@ -108,3 +116,24 @@ def test_wrong_image_shape_is_one_clear_line(tmp_path):
         "--config.dataset.name=digits",
     )
     assert_one_line_error(result, "image")
+
+
+def test_pretraining_prints_its_progress(tmp_path):
+    args = [a for a in TINY if "num_steps" not in a]
+    result = run(
+        "--config",
+        "configs/hinton_pretrain.py",
+        "--workdir",
+        str(tmp_path / "run"),
+        *args,
+        "--config.num_steps=2",
+        "--config.pretrain.steps_per_layer=2",
+        "--config.log_every=1",
+        "--config.model.hidden=(32,16)",
+        "--config.model.latent_dim=8",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("pretraining")]
+    assert [line.split(" |")[0] for line in lines] == [
+        f"pretraining layer {layer}/3 step {step}/2" for layer in (1, 2, 3) for step in (1, 2)
+    ]

@@ -65,7 +65,7 @@ def check_compatible(
     """Raises CheckpointMismatchError (one line) unless the step's `saved` meta can be used here.
 
     Always: the checkpoint format. With `config` (a JSON-ready dict): the same model and data;
-    model fields missing from an older checkpoint count as their defaults. With `layout`
+    model and dataset fields missing from an older checkpoint count as their defaults. With `layout`
     (`state_layout` of the state to restore into): the same leaves, dtypes and shapes.
     Shared by training (resume) and `jaxae.load` (analysis).
     """
@@ -82,6 +82,9 @@ def check_compatible(
             if section == "model" and then.get("name") == now.get("name"):
                 then = {**config_lib.model_defaults(then["name"]), **then}
                 now = {**config_lib.model_defaults(now["name"]), **now}
+            if section == "dataset":  # fields added since (validation_fraction) at defaults
+                defaults = config_lib.default_config().dataset.to_dict()
+                then, now = {**defaults, **then}, {**defaults, **now}
             if json.dumps(then, sort_keys=True) != json.dumps(now, sort_keys=True):
                 raise CheckpointMismatchError(
                     f"{workdir} holds a run with {section} {saved['config'].get(section)} but "

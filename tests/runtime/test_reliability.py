@@ -309,6 +309,30 @@ def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_earlier_ones(
     assert_trees_equal(_state(tmp_path / "reference", 4), _state(workdir, 4))
 
 
+def test_full_disk_while_writing_metrics_is_one_line(tmp_path, monkeypatch, capsys):
+    from jaxae.runtime import metrics
+
+    real = metrics.MetricWriter.write
+
+    def full_at_step_3(self, step, split, values):
+        if step >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        return real(self, step, split, values)
+
+    monkeypatch.setattr(metrics.MetricWriter, "write", full_at_step_3)
+    workdir = tmp_path / "run"
+    tiny = ["--config.dataset.name=synthetic", "--config.num_steps=4", "--config.log_every=1"]
+    tiny += ["--config.dataset.max_train_examples=64", "--config.dataset.max_test_examples=32"]
+    tiny += ["--config.progress=False", "--config.checkpoint_every=1", "--config.batch_size=16"]
+    argv = ["--config", str(ROOT / "configs/conv_simple.py"), "--workdir", str(workdir), *tiny]
+    with pytest.raises(SystemExit) as info:
+        _cli().main(argv)
+    assert info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
+    assert f"--workdir {workdir} (" in err[0] and " free there)" in err[0]
+
+
 # ------------------------------------------------------------------ two processes, one workdir
 
 
