@@ -66,6 +66,16 @@ def default_config() -> ml_collections.ConfigDict:
     c.dataset.max_train_examples = 0  # 0 = all
     c.dataset.max_test_examples = 0  # 0 = all
     c.dataset.exclude_class = -1  # >= 0: drop this class from train (anomaly detection)
+    # Own data: name 'folder:DIR', 'array:FILE.npy|.npz', 'csv:FILE', 'sklearn:NAME', 'tfds:NAME'.
+    # A field the chosen source does not read must stay at its default (jaxae.data.load.FIELDS).
+    c.dataset.test_path = ""  # a separate test file or folder; '' = split the one source
+    c.dataset.test_fraction = 0.2  # of one source's rows held out as test (seeded by split_seed)
+    c.dataset.split_seed = 0  # the train/test split's own seed: the same rows for every run seed
+    c.dataset.label_column = ""  # csv/sklearn: the column of class labels
+    c.dataset.anomaly_column = ""  # csv/sklearn: 0/1 column; 1 = anomaly, never trained on
+    c.dataset.scaling = "minmax"  # vectors: per-feature [0, 1] from train's range, or 'none'
+    c.dataset.resize = False  # folder: resize images to model.image_shape instead of refusing
+    c.dataset.stream = "auto"  # array .npy: memory-map from disk ('auto': when it would not fit)
     # > 0: hold out this fraction of train (seeded by `seed`) for evaluation during training,
     # the best checkpoint and early stopping; test is then scored only at the end. 0 = evaluate
     # on test during training (monitoring only: no best checkpoint, no early stopping)
@@ -219,7 +229,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
     Runs before any data is read or anything compiles. Returns the config unchanged.
     """
-    from jaxae import data, models
+    from jaxae import models
 
     _check_schema(config, default_config())
     _positive(config, "batch_size", "eval_batch_size", "learning_rate", "keep_checkpoints")
@@ -253,7 +263,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _choice(config.schedule, "schedule", SCHEDULES)
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)
-    _choice(config.dataset.name, "dataset.name", data.DATASETS)
+    _validate_dataset(config.dataset)
     _check_model_sizes(config.model)
     model_fields = dict(config.model)
     name = model_fields.pop("name", None)
@@ -278,6 +288,23 @@ def _validate_selection(config: ml_collections.ConfigDict) -> None:
             "early stopping watches a validation loss, never test: add "
             "--config.dataset.validation_fraction=0.1 (or set --config.early_stopping.patience=0)"
         )
+
+
+def _validate_dataset(fields: ml_collections.ConfigDict) -> None:
+    """The dataset's name (a built-in name or `kind:path`) and the fields that source reads."""
+    from jaxae.data import load, scaling, stream
+
+    try:
+        key, _ = load.parse_name(fields.name)
+    except ValueError as e:
+        raise ConfigError(f"config field 'dataset.name': {e}") from None
+    _choice(fields.scaling, "dataset.scaling", scaling.SCALINGS)
+    _choice(fields.stream, "dataset.stream", stream.STREAM_MODES)
+    if not 0 < fields.test_fraction < 1:
+        raise ConfigError(
+            f"config field 'dataset.test_fraction' must be in (0, 1), got {fields.test_fraction}"
+        )
+    load.check_fields(key, {f: fields[f] for f in load.OPTIONS if f in fields})
 
 
 def _validate_regularizers(config: ml_collections.ConfigDict) -> None:

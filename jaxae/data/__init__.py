@@ -1,9 +1,17 @@
-"""Datasets as uint8 NHWC numpy arrays: TFDS dir, local IDX files or TFDS download, then cached."""
+"""Datasets as NHWC numpy arrays: built-in (TFDS dir, IDX files, download) and own data, cached."""
 
 # The settings below are copies: to change one in a test, patch the submodule that reads it
 # (e.g. jaxae.data.idx.DEBIAN_DATA_ROOT), or set its environment variable before the import.
 from jaxae.data.cache import CACHE_FORMAT_VERSION, DEFAULT_CACHE_DIR, cache_dir
-from jaxae.data.core import Dataset, DatasetNotFoundError, ImageShapeError, LoadRequest, to_float
+from jaxae.data.core import (
+    DataFileError,
+    Dataset,
+    DatasetNotFoundError,
+    ImageShapeError,
+    LoadRequest,
+    UnusedFieldError,
+    to_float,
+)
 from jaxae.data.generated import SYNTHETIC_DEFAULT_SIZES, SYNTHETIC_NUM_CLASSES
 from jaxae.data.idx import DEBIAN_DATA_ROOT, IDX_FILES, read_idx
 from jaxae.data.load import DATASETS, LOADERS, load_dataset, load_for_config
@@ -21,10 +29,12 @@ __all__ = [
     "SYNTHETIC_DEFAULT_SIZES",
     "SYNTHETIC_NUM_CLASSES",
     "TFDS_STORAGE_HOST",
+    "DataFileError",
     "Dataset",
     "DatasetNotFoundError",
     "ImageShapeError",
     "LoadRequest",
+    "UnusedFieldError",
     "cache_dir",
     "load_dataset",
     "load_for_config",

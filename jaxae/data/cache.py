@@ -56,6 +56,34 @@ def _path(name: str) -> pathlib.Path:
 
 def read(name: str, cache_key: str) -> Dataset | None:
     """The cached dataset if present and made with the same `cache_key`, else None."""
+    arrays = read_arrays(name, cache_key)
+    if arrays is None:
+        return None
+    fields = {f: arrays[f] for f in _ARRAY_FIELDS}
+    origin = str(arrays["source"])
+    return Dataset(
+        name=name,
+        num_classes=int(arrays["num_classes"]),
+        source=f"cache:{_path(name)} (from {origin})",
+        **fields,
+    )
+
+
+def write(ds: Dataset, cache_key: str) -> None:
+    """Saves the full decoded arrays atomically (temp file + os.replace); failures only warn."""
+    arrays = {field: getattr(ds, field) for field in _ARRAY_FIELDS}
+    write_arrays(
+        ds.name,
+        cache_key,
+        num_classes=np.array(ds.num_classes),
+        source=np.array(ds.source),
+        **arrays,
+    )
+
+
+def read_arrays(name: str, cache_key: str) -> dict[str, np.ndarray] | None:
+    """The arrays cached under `name` if made with the same `cache_key`, else None; a damaged
+    cache file warns, is removed and reads as None (it is rebuilt from the source)."""
     path = _path(name)
     if not path.is_file():
         return None
@@ -64,15 +92,7 @@ def read(name: str, cache_key: str) -> Dataset | None:
             if str(npz["key"]) != cache_key:
                 log.info("cache %s is stale (source changed); rebuilding", path)
                 return None
-            arrays = {f: npz[f] for f in _ARRAY_FIELDS}
-            num_classes = int(npz["num_classes"])
-            origin = str(npz["source"])
-        return Dataset(
-            name=name,
-            num_classes=num_classes,
-            source=f"cache:{path} (from {origin})",
-            **arrays,
-        )
+            return {k: npz[k] for k in npz.files if k != "key"}
     except Exception as e:  # any damage means: drop it and rebuild
         warnings.warn(
             f"ignoring corrupt dataset cache {path} ({one_line(e)}); rebuilding it",
@@ -83,9 +103,9 @@ def read(name: str, cache_key: str) -> Dataset | None:
         return None
 
 
-def write(ds: Dataset, cache_key: str) -> None:
-    """Saves the full decoded arrays atomically (temp file + os.replace); failures only warn."""
-    path = _path(ds.name)
+def write_arrays(name: str, cache_key: str, **arrays: np.ndarray) -> None:
+    """Saves `arrays` under `name` atomically (temp file + os.replace); failures only warn."""
+    path = _path(name)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,17 +113,11 @@ def write(ds: Dataset, cache_key: str) -> None:
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
         ) as f:
             tmp_name = f.name
-            np.savez(
-                f,
-                key=np.array(cache_key),
-                num_classes=np.array(ds.num_classes),
-                source=np.array(ds.source),
-                **{field: getattr(ds, field) for field in _ARRAY_FIELDS},
-            )
+            np.savez(f, key=np.array(cache_key), **arrays)
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as e:
-        warnings.warn(f"could not cache {ds.name} in {path}: {e}", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"could not cache {name} in {path}: {e}", RuntimeWarning, stacklevel=4)
     finally:
         if tmp_name is not None:
             pathlib.Path(tmp_name).unlink(missing_ok=True)

@@ -3,87 +3,166 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jaxae.data import generated, real
-from jaxae.data.core import Dataset, ImageShapeError, LoadRequest, fmt_shape
+from jaxae.data import arrays, folder, generated, real, stream, table, tfds
+from jaxae.data.core import Dataset, ImageShapeError, LoadRequest, UnusedFieldError, fmt_shape
 
-# Every dataset name and the function that makes it from a LoadRequest. A new source is a module
-# with such a function plus one entry here; its name then shows up in DATASETS (and so in the
-# config's validation and the unknown-name message).
+# Every dataset name (or `kind:` of the own-data names `kind:path`) and the function that makes
+# it from a LoadRequest. A new source is a module with such a function plus one entry here; its
+# name then shows up in DATASETS (and so in the config's validation and the unknown-name message).
 LOADERS: dict[str, Callable[[LoadRequest], Dataset]] = {
     **dict.fromkeys(real.SPECS, real.load),
     "digits": generated.load_digits,
     "synthetic": generated.load_synthetic,
+    "folder": folder.load,
+    "array": arrays.load,
+    "csv": table.load_csv,
+    "sklearn": table.load_sklearn,
+    "tfds": tfds.load_any,
 }
 DATASETS: tuple[str, ...] = tuple(LOADERS)
+# The kinds whose name carries a path or TFDS name: `kind:path`.
+PATH_KINDS = ("folder", "array", "csv", "sklearn", "tfds")
+_SPLIT = ("test_fraction", "split_seed")
+# The source-specific LoadRequest fields each source reads; setting any other is an error.
+FIELDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(real.SPECS, ("data_dir",)),
+    "folder": ("test_path", *_SPLIT, "resize"),
+    "array": ("test_path", *_SPLIT, "scaling", "stream"),
+    "csv": ("test_path", *_SPLIT, "label_column", "anomaly_column", "scaling"),
+    "sklearn": (*_SPLIT, "label_column", "anomaly_column", "scaling"),
+    "tfds": ("data_dir", *_SPLIT),
+}
+OPTIONS = ("data_dir", "test_path", *_SPLIT, "label_column", "anomaly_column", "scaling")
+OPTIONS += ("resize", "stream")
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """'fashion-mnist' -> ('fashion_mnist', ''); 'folder:/data/pngs' -> ('folder', '/data/pngs').
+
+    Unknown names raise ValueError listing the valid ones (and the `kind:` form for a path).
+    """
+    kind, sep, path = name.partition(":")
+    key = kind.strip().lower().replace("-", "_")
+    if sep and key in PATH_KINDS and path.strip():
+        return key, path.strip()
+    if not sep and key in LOADERS and key not in PATH_KINDS:
+        return key, ""
+    hint = ""
+    if pathlib.Path(name).expanduser().exists():
+        guess = {".npy": "array", ".npz": "array", ".csv": "csv"}.get(
+            pathlib.Path(name).suffix.lower()
+        )
+        hint = f"; for your own data write --config.dataset.name={guess or 'folder'}:{name}"
+    elif key in PATH_KINDS:
+        hint = f"; {key} needs its path: {key}:PATH"
+    builtin = ", ".join(n for n in DATASETS if n not in PATH_KINDS)
+    own = ", ".join(f"{k}:PATH" for k in PATH_KINDS)
+    raise ValueError(f"unknown dataset {name!r}{hint}; valid names: {builtin}, {own}")
 
 
 def load_dataset(
     name: str,
     *,
-    data_dir: str = "",
     max_train_examples: int = 0,
     max_test_examples: int = 0,
     exclude_class: int = -1,
     image_shape: tuple[int, int, int] | Sequence[int] | None = None,
     seed: int = 0,
     download: bool = True,
+    **options: Any,
 ) -> Dataset:
-    """Loads a dataset as uint8 images [N, H, W, C] and int32 labels [N].
+    """Loads a dataset as images [N, H, W, C] (uint8, or float32 in [0, 1]) or scaled float32
+    vectors [N, 1, 1, D], with int32 labels [N].
 
-    Real data (fashion_mnist, mnist, cifar10) comes from the first source that works: a
-    prepared TFDS directory (data_dir, $TFDS_DATA_DIR or ~/tensorflow_datasets) read through
-    tfds.data_source (array_record, no TensorFlow); IDX files in $JAXAE_DATA_DIR or
+    Built-in names: real data (fashion_mnist, mnist, cifar10) comes from the first source that
+    works: a prepared TFDS directory (data_dir, $TFDS_DATA_DIR or ~/tensorflow_datasets) read
+    through tfds.data_source (array_record, no TensorFlow); IDX files in $JAXAE_DATA_DIR or
     /usr/share/datasets/<name>; a TFDS download when `download` and $JAXAE_NO_DOWNLOAD is
-    unset. A source is decoded once, then read from cache_dir()/<name>.npz while its files'
-    sizes and mtimes are unchanged. Nothing found -> DatasetNotFoundError (one line).
-    'digits' (scikit-learn, 8x8x1) and 'synthetic' (procedural, default 28x28x1 or
-    `image_shape`) are generated from `seed`; real data ignores `seed`.
+    unset. An explicit data_dir or $JAXAE_DATA_DIR that lacks the data or holds a damaged
+    file is an error naming it, never a fall-through to another copy. A source is decoded once,
+    then read from cache_dir() while its files' sizes and mtimes are unchanged. Nothing found
+    -> DatasetNotFoundError (one line). 'digits' (scikit-learn, 8x8x1) and 'synthetic'
+    (procedural, default 28x28x1 or `image_shape`) are generated from `seed`.
+
+    Own data, `kind:path`: folder:DIR (jaxae.data.folder), array:FILE.npy|.npz
+    (jaxae.data.arrays), csv:FILE.csv and sklearn:NAME (jaxae.data.table), tfds:NAME
+    (jaxae.data.tfds.load_any); one source without a test part is split as jaxae.data.own
+    says. `options` are the LoadRequest fields data_dir, test_path, test_fraction, split_seed,
+    label_column, anomaly_column, scaling, resize, stream; one that the source does not read
+    (FIELDS) and that differs from its default raises UnusedFieldError.
 
     Afterwards `exclude_class` >= 0 drops that class from train only (anomaly detection), and
     max_train_examples / max_test_examples > 0 keep the first N examples.
     """
-    key = name.strip().lower().replace("-", "_")
-    if key not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    key, path = parse_name(name)
     if max_train_examples < 0 or max_test_examples < 0:
         raise ValueError("max_train_examples and max_test_examples must be >= 0 (0 = all)")
     wanted = None if image_shape is None else tuple(int(d) for d in image_shape)
     if wanted is not None and (len(wanted) != 3 or min(wanted) <= 0):
         raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
-
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"load_dataset got unknown options {sorted(unknown)}; known: {OPTIONS}")
+    check_fields(key, options)
     request = LoadRequest(
-        name=key,
-        data_dir=data_dir,
+        name=key if not path else f"{key}:{path}",
         image_shape=wanted,
         max_train_examples=max_train_examples,
         max_test_examples=max_test_examples,
         seed=seed,
         download=download,
+        path=path,
+        **options,
     )
     ds = LOADERS[key](request)
     if wanted is not None and ds.image_shape != wanted:
+        fix = (
+            f"set --config.model.image_shape='{ds.image_shape}' (the table has "
+            f"{ds.image_shape[2]} feature columns)"
+            if ds.kind == "vectors"
+            else "set --config.model.image_shape or pick another dataset"
+        )
         raise ImageShapeError(
-            f"dataset {key} has images {fmt_shape(ds.image_shape)} but the model expects "
-            f"{fmt_shape(wanted)}; set --config.model.image_shape or pick another dataset"
+            f"dataset {request.name} has {'vectors' if ds.kind == 'vectors' else 'images'} "
+            f"{fmt_shape(ds.image_shape)} but the model expects {fmt_shape(wanted)}; {fix}"
         )
     return _subset(ds, max_train_examples, max_test_examples, exclude_class)
+
+
+def check_fields(key: str, options: dict[str, Any]) -> None:
+    """UnusedFieldError when an option differs from its default but source `key` ignores it."""
+    defaults = LoadRequest(name=key)
+    for field, value in options.items():
+        if field not in FIELDS.get(key, ()) and value != getattr(defaults, field):
+            readers = [k for k, fs in FIELDS.items() if field in fs and k not in real.SPECS]
+            hint = (
+                "; for a folder of images use --config.dataset.name=folder:" + str(value)
+                if field == "data_dir"
+                else f" (it is read by {', '.join(f'{k}:' for k in readers)})"
+            )
+            raise UnusedFieldError(
+                f"dataset.{field}={value!r} is not used by dataset {key!r}{hint}; "
+                f"remove --config.dataset.{field}"
+            )
 
 
 def load_for_config(config: Any) -> Dataset:
     """The dataset a run's config names (`config.dataset`, `config.seed`), at the model's
     image shape (`config.model.image_shape`, default 28×28×1). Train, analysis and sweep share it.
     """
+    fields = config.dataset
     return load_dataset(
-        config.dataset.name,
-        data_dir=config.dataset.data_dir,
-        max_train_examples=config.dataset.max_train_examples,
-        max_test_examples=config.dataset.max_test_examples,
-        exclude_class=config.dataset.exclude_class,
+        fields.name,
+        max_train_examples=fields.max_train_examples,
+        max_test_examples=fields.max_test_examples,
+        exclude_class=fields.exclude_class,
         image_shape=tuple(config.model.get("image_shape", (28, 28, 1))),
         seed=config.seed,
+        **{f: fields[f] for f in OPTIONS if f in fields},
     )
 
 
@@ -97,12 +176,23 @@ def _subset(ds: Dataset, max_train: int, max_test: int, exclude_class: int) -> D
                 f"exclude_class={exclude_class} but {ds.name} has classes 0..{ds.num_classes - 1}"
             )
         keep = train_y != exclude_class
-        train_x, train_y = train_x[keep], train_y[keep]
+        train_x, train_y = _rows(train_x, keep), train_y[keep]
     if max_train:
-        train_x, train_y = train_x[:max_train], train_y[:max_train]
-    test_x, test_y = ds.test_images, ds.test_labels
+        train_x, train_y = _rows(train_x, slice(max_train)), train_y[:max_train]
+    test_x, test_y, anomaly = ds.test_images, ds.test_labels, ds.test_anomaly
     if max_test:
-        test_x, test_y = test_x[:max_test], test_y[:max_test]
+        test_x, test_y = _rows(test_x, slice(max_test)), test_y[:max_test]
+        anomaly = None if anomaly is None else anomaly[:max_test]
     return dataclasses.replace(
-        ds, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y
+        ds,
+        train_images=train_x,
+        train_labels=train_y,
+        test_images=test_x,
+        test_labels=test_y,
+        test_anomaly=anomaly,
     )
+
+
+def _rows(x: Any, key: Any) -> Any:
+    """x[key], keeping a streaming view a view (nothing read from disk)."""
+    return x.subset(key) if isinstance(x, stream.Rows) else x[key]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxae.data import cache, idx, tfds
-from jaxae.data.core import Dataset, DatasetNotFoundError, LoadRequest, one_line
+from jaxae.data.core import DataFileError, Dataset, DatasetNotFoundError, LoadRequest, one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,15 +93,27 @@ def load(request: LoadRequest) -> Dataset:
         )
 
     # 1) A prepared TFDS directory. Checking for <dir>/<name> first avoids importing TFDS
-    #    (and its warnings) on machines that never prepared anything.
+    #    (and its warnings) on machines that never prepared anything. A data_dir the user gave
+    #    must hold it: falling through to another copy would train on data they did not name.
     tfds_dir = tfds.resolve_dir(request.data_dir)
     ds_dir = pathlib.Path(tfds_dir) / name
+    if request.data_dir and not tfds.is_remote(tfds_dir) and not ds_dir.is_dir():
+        raise DatasetNotFoundError(
+            f"dataset.data_dir={request.data_dir} holds no prepared TFDS {name} (no {ds_dir}); "
+            f"for your own images use --config.dataset.name=folder:{request.data_dir}, else "
+            f"point data_dir at a TFDS data directory or remove it"
+        )
     if tfds.is_remote(tfds_dir) or ds_dir.is_dir():
         try:
             return attempt(
                 f"tfds:{tfds_dir}", _tfds_stamp(tfds_dir, ds_dir), lambda: read_tfds(False)
             )
-        except Exception as e:  # any TFDS failure means "try the next source"
+        except Exception as e:  # any TFDS failure means "try the next source"...
+            if request.data_dir:  # ...unless the user named this directory
+                raise DataFileError(
+                    f"dataset.data_dir={request.data_dir}: {ds_dir} is not a readable prepared "
+                    f"TFDS dataset ({one_line(e)}); rebuild it or remove data_dir"
+                ) from None
             looked.append(f"TFDS dir {tfds_dir} (unreadable: {one_line(e)})")
     else:
         looked.append(f"TFDS dir {tfds_dir} (no {name}/ there)")
@@ -113,6 +125,11 @@ def load(request: LoadRequest) -> Dataset:
             for directory in dirs:
                 files, missing = idx.find_files(directory)
                 if missing:
+                    if files and label.startswith("$JAXAE_DATA_DIR"):  # the user pointed here
+                        raise DatasetNotFoundError(
+                            f"$JAXAE_DATA_DIR: {directory} lacks {', '.join(missing)} of {name}; "
+                            f"add the missing file(s) or unset JAXAE_DATA_DIR"
+                        )
                     if files:  # a partial set is worth naming; an empty or absent dir is not
                         problems.append(f"{directory} lacks {', '.join(missing)}")
                     continue
@@ -125,7 +142,13 @@ def load(request: LoadRequest) -> Dataset:
                             name, files, source, spec.num_classes
                         ),
                     )
-                except Exception as e:  # a broken directory must not hide the next
+                except Exception as e:  # a broken directory must not hide the next...
+                    if label.startswith("$JAXAE_DATA_DIR"):  # ...unless the user pointed here
+                        why = " ".join(str(e).split())
+                        raise DataFileError(
+                            f"$JAXAE_DATA_DIR: {directory} is unreadable: {why}; replace the "
+                            f"damaged file (or unset JAXAE_DATA_DIR to use {idx.DEBIAN_DATA_ROOT})"
+                        ) from None
                     problems.append(f"{directory} unreadable: {one_line(e)}")
             looked.append(label + (f" [{'; '.join(problems)}]" if problems else ""))
     else:

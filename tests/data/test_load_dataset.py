@@ -52,8 +52,9 @@ def test_to_float_numpy_and_jax():
     out_j = data.to_float(jnp.asarray(x))
     assert isinstance(out_j, jnp.ndarray) and out_j.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(out_j), out, rtol=1e-6)
-    with pytest.raises(TypeError, match="uint8"):
-        data.to_float(out)
+    assert data.to_float(out) is out  # float32 (scaled features, converted images) passes through
+    with pytest.raises(TypeError, match="uint8 or float32"):
+        data.to_float(out.astype(np.float64))
 
 
 def test_a_source_is_one_entry_in_the_loader_table(monkeypatch):
@@ -68,11 +69,14 @@ def test_a_source_is_one_entry_in_the_loader_table(monkeypatch):
 
     assert tuple(data.LOADERS) == data.DATASETS
     monkeypatch.setitem(data.LOADERS, "mine", loader)
+    monkeypatch.setitem(data.load.FIELDS, "mine", ("data_dir",))  # the fields it reads
     ds = data.load_dataset(
         "Mine", data_dir="/x", image_shape=(4, 4, 1), max_test_examples=2, exclude_class=0, seed=5
     )
     assert requests == [
-        data.LoadRequest("mine", "/x", (4, 4, 1), max_test_examples=2, seed=5, download=True)
+        data.LoadRequest(
+            "mine", "/x", (4, 4, 1), max_test_examples=2, seed=5, download=True, path=""
+        )
     ]
     assert ds.train_labels.tolist() == [1, 2, 1, 2] and len(ds.test_labels) == 2
     with pytest.raises(data.ImageShapeError, match="4×4×1"):

@@ -35,13 +35,36 @@ def test_debian_location_and_raw_files(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ds.test_images[..., 0], arrays["test_images"])
 
 
-def test_broken_idx_dir_falls_through_to_next(tmp_path, monkeypatch):
+def test_broken_idx_under_jaxae_data_dir_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    """The user pointed at $JAXAE_DATA_DIR: a damaged file there never falls back to Debian's."""
     monkeypatch.setenv("JAXAE_DATA_DIR", str(tmp_path / "env"))
     write_fake_mnist(tmp_path / "env")
-    (tmp_path / "env" / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    bad = tmp_path / "env" / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-40])  # truncated
     write_fake_mnist(tmp_path / "no-debian-datasets" / "fashion-mnist")
-    ds = data.load_dataset("fashion_mnist")
-    assert ds.source == f"idx:{tmp_path / 'no-debian-datasets' / 'fashion-mnist'}"
+    with pytest.raises(data.DataFileError, match=f"{bad}: corrupt or truncated gzip") as info:
+        data.load_dataset("fashion_mnist")
+    assert "\n" not in str(info.value)
+
+
+def test_broken_idx_in_the_debian_dir_is_named_in_the_not_found_error(tmp_path, monkeypatch):
+    root = tmp_path / "no-debian-datasets" / "fashion-mnist"
+    write_fake_mnist(root)
+    (root / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(data.DatasetNotFoundError, match="unreadable"):
+        data.load_dataset("fashion_mnist")
+
+
+def test_data_dir_without_a_prepared_tfds_dataset_is_an_error(tmp_path, monkeypatch):
+    """--config.dataset.data_dir=/path/to/pngs used to be ignored (training on Fashion-MNIST)."""
+    monkeypatch.setenv("JAXAE_DATA_DIR", str(tmp_path / "idx"))
+    write_fake_mnist(tmp_path / "idx")
+    (tmp_path / "pngs").mkdir()
+    with pytest.raises(data.DatasetNotFoundError, match=f"name=folder:{tmp_path / 'pngs'}"):
+        data.load_dataset("fashion_mnist", data_dir=str(tmp_path / "pngs"))
+    (tmp_path / "pngs" / "fashion_mnist").mkdir()  # there, but not a prepared dataset
+    with pytest.raises(data.DataFileError, match="not a readable prepared TFDS dataset"):
+        data.load_dataset("fashion_mnist", data_dir=str(tmp_path / "pngs"))
 
 
 # ----------------------------------------------------------------------------- TFDS dir
