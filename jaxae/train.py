@@ -10,7 +10,7 @@ import jax
 import ml_collections
 
 from jaxae import config as config_lib
-from jaxae import steps
+from jaxae import data, steps
 from jaxae.runtime import checkpoint, feeding, guard
 from jaxae.runtime.console import Console
 from jaxae.runtime.job import Job
@@ -52,6 +52,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
     if job.is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config_lib.to_json(config) + "\n")
+        data.scaling.save(job.ds.scaling, workdir)  # vectors: the transform jaxae.load applies
         truncate_after(workdir / "metrics.jsonl", -1 if pretraining else start_step)
     writer = MetricWriter(workdir, enabled=job.is_chief)  # TensorBoard rebuilt from the log
     console = Console(

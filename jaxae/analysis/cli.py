@@ -21,6 +21,7 @@ from jaxae.analysis.load import load
 from jaxae.analysis.parameters import parameters, pca_angles
 from jaxae.analysis.reconstruction import reconstructions, test_metrics
 from jaxae.analysis.report import jsonable, write_report
+from jaxae.analysis.tables import feature_errors
 from jaxae.analysis.vae import vae
 
 # Every analysis, in the order they run and appear in analysis.json and the report.
@@ -33,12 +34,15 @@ ANALYSES: dict[str, Callable[[Context], dict]] = {
     "vae": vae,
     "feature_maps": feature_maps,
     "anomaly": anomaly,
+    "feature_errors": feature_errors,
     "downstream": downstream,
     "parameters": parameters,
     "pca_angles": pca_angles,
 }
 
 DEFAULT_LIMITS = Limits()
+# Analyses that draw or compare images; on vector (table) runs they skip with this reason.
+IMAGE_ONLY = ("reconstructions", "interpolation", "vae", "feature_maps", "parameters")
 
 
 def parse_only(only: str | None) -> list[str]:
@@ -73,7 +77,7 @@ def analyze(
     outdir = pathlib.Path(out) if out is not None else run.workdir / "analysis"
     with files.writing_into(outdir):
         files.remove_stale_temporaries(outdir)
-        ctx = Context(run, data.load_for_config(run.config), outdir, limits)
+        ctx = Context(run, data.load_for_config(run.config, run.scaling), outdir, limits)
         path = outdir / "analysis.json"
         previous = files.read_previous(path)
         results = previous.get("analyses", {}) if previous.get("step") == run.step else {}
@@ -98,6 +102,8 @@ def run_one(ctx: Context, name: str) -> dict:
     ctx.figures = []
     start = time.perf_counter()
     try:
+        if name in IMAGE_ONLY and ctx.dataset.kind == "vectors":
+            raise Skipped("it draws images; this run trained on feature vectors (a table)")
         entry = {"figures": ctx.figures, "numbers": ANALYSES[name](ctx)}
         done = f"{', '.join(ctx.figures) or 'no figure'}"
     except Skipped as why:

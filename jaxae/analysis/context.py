@@ -50,7 +50,9 @@ class Context:
         self.x_eval = data.to_float(dataset.test_images[:n])  # [N, H, W, C] float32
         self.y_eval = dataset.test_labels[:n]  # [N] int32
         self.batch_size = min(limits.batch_size, n)
-        self.names = figures.class_names(dataset.name, dataset.num_classes)
+        self.names = list(dataset.class_names) or figures.class_names(
+            dataset.name, dataset.num_classes
+        )
         self.key = jax.random.PRNGKey(run.config.seed)
         self.figures: list[str] = []
 

@@ -96,22 +96,28 @@ def _plot_downstream(ctx: Context, result: dict, names: list[str], n_test: int) 
 
 
 def anomaly(ctx: Context) -> dict:
-    """Reconstruction-error anomaly score for the class held out of training: ROC-AUC, histogram."""
+    """Reconstruction-error anomaly score for the class held out of training, or the rows the
+    dataset marks as anomalies (a table's anomaly column): ROC-AUC, average precision, histogram."""
     held_out = int(ctx.run.config.dataset.exclude_class)
-    if held_out < 0:
+    flags = ctx.dataset.test_anomaly
+    if held_out < 0 and flags is None:
         raise Skipped(
             "the run trained on every class (dataset.exclude_class=-1); train with "
-            "--config.dataset.exclude_class=K to score class K as anomalies"
+            "--config.dataset.exclude_class=K to score class K as anomalies (or, for a table, "
+            "--config.dataset.anomaly_column=COLUMN)"
         )
     score = ctx.eval_metrics["mse"]  # [N], reconstructions from the mean code for VAEs
-    is_anomaly = ctx.y_eval == held_out
+    is_anomaly = flags[: len(score)] if flags is not None else ctx.y_eval == held_out
+    what = "anomalies" if flags is not None else f"class {held_out}"
     if is_anomaly.all() or not is_anomaly.any():
-        raise Skipped(f"the test images evaluated do not contain both class {held_out} and others")
+        raise Skipped(f"the test examples evaluated do not contain both {what} and others")
     auc = float(metrics.roc_auc_score(is_anomaly, score))
     _plot_anomaly(ctx, score, is_anomaly, auc)
+    result = {"held_out_class": held_out, "held_out_name": ctx.names[held_out]}
+    if flags is not None:
+        result = {"anomaly_column": ctx.run.config.dataset.anomaly_column}
     return {
-        "held_out_class": held_out,
-        "held_out_name": ctx.names[held_out],
+        **result,
         "roc_auc": auc,
         "average_precision": float(metrics.average_precision_score(is_anomaly, score)),
         "mean_score_held_out": float(score[is_anomaly].mean()),
@@ -122,7 +128,8 @@ def anomaly(ctx: Context) -> dict:
 
 def _plot_anomaly(ctx: Context, score: np.ndarray, is_anomaly: np.ndarray, auc: float) -> None:
     """Figure anomaly: score [N] histograms of held-out vs trained classes, and the ROC curve."""
-    name = ctx.names[int(ctx.run.config.dataset.exclude_class)]
+    flagged = ctx.dataset.test_anomaly is not None  # a table's anomaly column, not a class
+    name = "anomalies" if flagged else ctx.names[int(ctx.run.config.dataset.exclude_class)]
     fpr, tpr, _ = metrics.roc_curve(is_anomaly, score)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5))
     bins = np.histogram_bin_edges(score, bins=50)

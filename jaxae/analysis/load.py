@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 from jaxae import config as config_lib
 from jaxae import models
 from jaxae.analysis import inputs
+from jaxae.data import scaling as data_scaling
 from jaxae.errors import UserError
 from jaxae.runtime import checkpoint
 
@@ -48,6 +49,9 @@ class Run:
     config: ml_collections.ConfigDict
     step: int
     workdir: pathlib.Path
+    # Vector runs: the per-feature scaling fitted on the training split (workdir/scaling.json);
+    # scaling.apply(raw rows [N, D]) gives what the model takes (after reshape to [N, 1, 1, D]).
+    scaling: data_scaling.Scaling | None = None
 
     @property
     def is_vae(self) -> bool:
@@ -68,7 +72,8 @@ class Run:
         return tuple((out[0] if self.is_vae else out).shape[1:])
 
     # Every method below takes images x [B, H, W, C] as uint8 pixels (divided by 255, as
-    # training does) or floats in [0, 1]; anything else is one InputError line.
+    # training does) or floats in [0, 1]; anything else is one InputError line. A vector run
+    # takes scaling.apply(rows) reshaped to [B, 1, 1, D], any finite floats.
 
     def encode(self, x: Any) -> Any:
         """x [B, H, W, C] → the model's code (z, or (mu, logvar) for VAEs)."""
@@ -93,7 +98,9 @@ class Run:
         return jax.nn.sigmoid(self.logits(x))
 
     def _images(self, x: Any) -> jax.Array:
-        return inputs.images(x, self.image_shape)
+        # Scaled table rows lie in [0, 1] on the training split only: an unusual (anomalous)
+        # test row falls outside, and must still be scored.
+        return inputs.images(x, self.image_shape, check_range=self.scaling is None)
 
 
 _APPLY_CACHE: dict[tuple[int, str], Any] = {}
@@ -231,7 +238,14 @@ def load(workdir: str | pathlib.Path, step: int | str | None = None) -> Run:
             f"{workdir} at step {chosen}: the saved parameters do not fit model "
             f"{config.model.name!r} built from its stored config; retrain into a new --workdir"
         )
-    return Run(model=model, variables=variables, config=config, step=chosen, workdir=workdir)
+    return Run(
+        model=model,
+        variables=variables,
+        config=config,
+        step=chosen,
+        workdir=workdir,
+        scaling=data_scaling.load(workdir),
+    )
 
 
 def _restore(workdir: pathlib.Path, step: int | str | None) -> tuple[int, dict, dict]:

@@ -2,6 +2,7 @@
 
 # The settings below are copies: to change one in a test, patch the submodule that reads it
 # (e.g. jaxae.data.idx.DEBIAN_DATA_ROOT), or set its environment variable before the import.
+from jaxae.data import scaling, stream
 from jaxae.data.cache import CACHE_FORMAT_VERSION, DEFAULT_CACHE_DIR, cache_dir
 from jaxae.data.core import (
     DataFileError,
@@ -39,5 +40,7 @@ __all__ = [
     "load_dataset",
     "load_for_config",
     "read_idx",
+    "scaling",
+    "stream",
     "to_float",
 ]

@@ -120,6 +120,7 @@ class LoadRequest:
     scaling: str = "minmax"
     resize: bool = False
     stream: str = "auto"
+    fitted_scaling: Any = None  # a stored jaxae.data.scaling.Scaling to apply instead of fitting
 
 
 def to_float(images: Any) -> Any:

@@ -60,7 +60,7 @@ def parse_name(name: str) -> tuple[str, str]:
     elif key in PATH_KINDS:
         hint = f"; {key} needs its path: {key}:PATH"
     builtin = ", ".join(n for n in DATASETS if n not in PATH_KINDS)
-    own = ", ".join(f"{k}:PATH" for k in PATH_KINDS)
+    own = "folder:DIR, array:FILE.npy|.npz, csv:FILE, sklearn:NAME, tfds:NAME"
     raise ValueError(f"unknown dataset {name!r}{hint}; valid names: {builtin}, {own}")
 
 
@@ -73,6 +73,7 @@ def load_dataset(
     image_shape: tuple[int, int, int] | Sequence[int] | None = None,
     seed: int = 0,
     download: bool = True,
+    fitted_scaling: Any = None,
     **options: Any,
 ) -> Dataset:
     """Loads a dataset as images [N, H, W, C] (uint8, or float32 in [0, 1]) or scaled float32
@@ -93,7 +94,8 @@ def load_dataset(
     (jaxae.data.tfds.load_any); one source without a test part is split as jaxae.data.own
     says. `options` are the LoadRequest fields data_dir, test_path, test_fraction, split_seed,
     label_column, anomaly_column, scaling, resize, stream; one that the source does not read
-    (FIELDS) and that differs from its default raises UnusedFieldError.
+    (FIELDS) and that differs from its default raises UnusedFieldError. `fitted_scaling` (a
+    run's stored jaxae.data.scaling.Scaling) is applied to vectors instead of fitting anew.
 
     Afterwards `exclude_class` >= 0 drops that class from train only (anomaly detection), and
     max_train_examples / max_test_examples > 0 keep the first N examples.
@@ -116,6 +118,7 @@ def load_dataset(
         seed=seed,
         download=download,
         path=path,
+        fitted_scaling=fitted_scaling,
         **options,
     )
     ds = LOADERS[key](request)
@@ -150,9 +153,10 @@ def check_fields(key: str, options: dict[str, Any]) -> None:
             )
 
 
-def load_for_config(config: Any) -> Dataset:
+def load_for_config(config: Any, fitted_scaling: Any = None) -> Dataset:
     """The dataset a run's config names (`config.dataset`, `config.seed`), at the model's
-    image shape (`config.model.image_shape`, default 28×28×1). Train, analysis and sweep share it.
+    image shape (`config.model.image_shape`, default 28×28×1). Train, analysis and sweep share it;
+    the analysis passes the run's stored `fitted_scaling` (jaxae.data.scaling.load(workdir)).
     """
     fields = config.dataset
     return load_dataset(
@@ -162,6 +166,7 @@ def load_for_config(config: Any) -> Dataset:
         exclude_class=fields.exclude_class,
         image_shape=tuple(config.model.get("image_shape", (28, 28, 1))),
         seed=config.seed,
+        fitted_scaling=fitted_scaling,
         **{f: fields[f] for f in OPTIONS if f in fields},
     )
 

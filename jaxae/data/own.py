@@ -78,7 +78,14 @@ def finish(
     if test is not None and (main.labels is None) != (test.labels is None):
         raise DataFileError(f"{main.where} and {test.where}: one has labels, the other not")
     fitted = None
-    if kind == "vectors":
+    if kind == "vectors" and request.fitted_scaling is not None:  # a run's stored transform
+        fitted = request.fitted_scaling
+        if len(fitted.offset) != main.x.shape[1]:
+            raise DataFileError(
+                f"{main.where} has {main.x.shape[1]} features but the run was trained on "
+                f"{len(fitted.offset)}; analyse it with the table it was trained on"
+            )
+    elif kind == "vectors":
         fitted = scaling.fit(
             request.scaling, _rows(main.x, parts[0][1]), feature_names, where=main.where
         )

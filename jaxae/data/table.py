@@ -8,13 +8,15 @@ same columns as the test split; else the rows are split as jaxae.data.own descri
 non-numeric or empty cell is a one-line error naming the column and the line.
 
 sklearn:NAME is sklearn.datasets.load_NAME() (offline) as the same table: its feature columns
-and `target`; breast_cancer adds `malignant` (1 - target, the anomaly column of its example).
+and `target`, the label column unless dataset.label_column names another; breast_cancer's target
+is recoded 1 = malignant, 0 = benign, so it also serves as dataset.anomaly_column.
 `python -m jaxae.data.table breast_cancer out.csv` writes such a table as a CSV file.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import pathlib
 import sys
 
@@ -44,6 +46,8 @@ def load_csv(request: LoadRequest) -> Dataset:
 def load_sklearn(request: LoadRequest) -> Dataset:
     """The Dataset of scikit-learn's bundled table request.path (e.g. breast_cancer)."""
     header, rows = sklearn_table(request.path)
+    if not request.label_column:  # the target is never a feature
+        request = dataclasses.replace(request, label_column="target")
     return _finish(request, header, rows, None, f"sklearn:{request.path}")
 
 
@@ -60,11 +64,9 @@ def sklearn_table(name: str) -> tuple[list[str], np.ndarray]:
     bunch = loader()
     x, target = np.asarray(bunch.data, np.float64), np.asarray(bunch.target)
     names = [str(n) for n in getattr(bunch, "feature_names", [f"x{i}" for i in range(x.shape[1])])]
-    columns = [*names, "target"]
-    cells = [x, target[:, None]]
-    if name == "breast_cancer":  # scikit-learn codes malignant as 0
-        columns.append("malignant")
-        cells.append((target == 0).astype(int)[:, None])
+    if name == "breast_cancer":  # scikit-learn codes malignant as 0; anomalies are 1 here
+        target = (target == 0).astype(int)
+    columns, cells = [*names, "target"], [x, target[:, None]]
     return columns, np.concatenate([np.asarray(c).astype(str) for c in cells], axis=1)
 
 
@@ -136,7 +138,7 @@ def _numbers(column: np.ndarray, name: str, where: str) -> np.ndarray:
     except ValueError:
         line, cell = next((i, c) for i, c in enumerate(column) if not _is_number(c))
         raise DataFileError(
-            f"{where}: column {name!r} is not numeric (line {line + 2}: {cell!r}); drop the "
+            f"{where}: column {name!r} is not numeric (line {line + 2}: {str(cell)!r}); drop the "
             f"column, encode it as numbers, or name it in --config.dataset.label_column"
         ) from None
     bad = ~np.isfinite(values)
@@ -144,7 +146,7 @@ def _numbers(column: np.ndarray, name: str, where: str) -> np.ndarray:
         line = int(np.flatnonzero(bad)[0])
         raise DataFileError(
             f"{where}: column {name!r} has {int(bad.sum())} NaN/inf cells (first on line "
-            f"{line + 2}: {column[line]!r}); fill them or drop those rows"
+            f"{line + 2}: {str(column[line])!r}); fill them or drop those rows"
         )
     return values
 
@@ -176,7 +178,7 @@ def _flags(column: np.ndarray, request: LoadRequest, where: str) -> np.ndarray:
         line = int(np.flatnonzero(~ok)[0])
         raise DataFileError(
             f"{where}: anomaly column {request.anomaly_column!r} must hold 0/1 or true/false "
-            f"(line {line + 2}: {column[line]!r}); recode it"
+            f"(line {line + 2}: {str(column[line])!r}); recode it"
         )
     return np.isin(low, _TRUE)
 

@@ -173,7 +173,8 @@ class Job:
             start_step=start_step,
             on_device=parallel.use_scan_epoch(
                 config.scan_epoch, self.abstract_state.params, images.nbytes
-            ),
+            )
+            and not data.stream.is_streamed(images),  # a streamed source stays on disk
             max_steps=config.steps_per_dispatch,
             boundaries=(self.eval_every, self.checkpoint_every),
             fast=self.fast,
