@@ -13,6 +13,7 @@ memory-mapped and streamed from disk; a .npz is always read into memory.
 from __future__ import annotations
 
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def _read(path_text: str, mode: str) -> tuple[own.Part, own.Part | None]:
             ), None
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataFileError(f"{path}: not a readable numpy file ({e}); rewrite it") from None
     if "x" in arrays:
         return _part(arrays, "x", "y", path), None
