@@ -300,6 +300,10 @@ def _validate_dataset(fields: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config field 'dataset.name': {e}") from None
     _choice(fields.scaling, "dataset.scaling", scaling.SCALINGS)
     _choice(fields.stream, "dataset.stream", stream.STREAM_MODES)
+    if fields.split_seed < 0:
+        raise ConfigError(
+            f"config field 'dataset.split_seed' must be >= 0, got {fields.split_seed}"
+        )
     if not 0 < fields.test_fraction < 1:
         raise ConfigError(
             f"config field 'dataset.test_fraction' must be in (0, 1), got {fields.test_fraction}"
