@@ -73,7 +73,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
             log_every=config.log_every,
             total_steps=job.total_steps,
             batch_size=config.batch_size,
-            bar=console.bar,
+            bar=console.start_bar(),
         )
         log.last_saved, log.checkpoints = start_step, workdir / "checkpoints"
         loop = Loop(job, mngr, feeder, log, writer, console, selection, stop)

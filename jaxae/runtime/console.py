@@ -47,10 +47,18 @@ class Console:
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.start_step, self.enabled = start_step, enabled
         self.started = time.monotonic()
-        interactive = enabled and bar and sys.stderr.isatty()
+        self.interactive = enabled and bar and sys.stderr.isatty()
+        self.bar: tqdm | None = None
+
+    def start_bar(self) -> tqdm:
+        """The bar (disabled without a terminal), begun once the run's opening lines are out."""
         self.bar = tqdm(
-            total=total_steps, initial=start_step, disable=not interactive, dynamic_ncols=True
+            total=self.total_steps,
+            initial=self.start_step,
+            disable=not self.interactive,
+            dynamic_ncols=True,
         )
+        return self.bar
 
     def print(self, line: str) -> None:
         if self.enabled:
@@ -81,7 +89,7 @@ class Console:
 
     def final(self, summary: dict, workdir: pathlib.Path, note: str = "") -> None:
         """The closing lines: test metrics (latest and best), where they are, what to run next."""
-        self.bar.close()
+        self.close()
         latest = summary.get("test_latest") or summary
         lines = [f"done: {summary['steps']} steps; test: {terms(latest)}"]
         best = summary.get("test_best")
@@ -98,4 +106,5 @@ class Console:
             self.print(line)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import sys
 import types
 from typing import Any
 
@@ -197,8 +198,8 @@ class Job:
                 f"Validation: {len(self.validation_images)} of the training examples held out "
                 f"(seed {config.seed}), {len(self.ds.train_images)} left to train on; the best "
                 f"checkpoint"
-                + (" and early stopping" if config.early_stopping.patience else "")
-                + " follow the validation loss; test is scored at the end",
+                + (" and early stopping follow" if config.early_stopping.patience else " follows")
+                + " the validation loss; test is scored at the end",
                 flush=True,
             )
 
@@ -302,12 +303,23 @@ class Job:
             best_state, _ = checkpoint.restore(mngr, best, self.abstract_state)
             test_best = self.evaluate(best_state, "test")
         else:  # moved aside as damaged: say so rather than score another step under its name
-            print(f"warning: the best checkpoint (step {best}) is gone; no test_best", flush=True)
+            print(
+                f"warning: the best checkpoint (step {best}) is gone; no test_best",
+                file=sys.stderr,
+                flush=True,
+            )
             test_best = None
+        if best is None:  # no evaluation recorded (a checkpoint from before selection): latest
+            best, selection = (
+                step,
+                dataclasses.replace(
+                    selection, best_loss=validation_latest["loss"], best_metrics=validation_latest
+                ),
+            )
         return {
-            "best_step": best if best is not None else step,
-            "best_validation_loss": selection.best_loss or validation_latest["loss"],
-            "validation_best": selection.best_metrics or validation_latest,
+            "best_step": best,
+            "best_validation_loss": selection.best_loss,
+            "validation_best": selection.best_metrics,
             "validation_latest": validation_latest,
             "test_best": test_best,
             "early_stopped_at": selection.stopped_at,

@@ -14,7 +14,7 @@ def test_durations_and_terms_read_plainly():
 
 def test_eval_line_and_final_summary_without_a_terminal(capsys, tmp_path):
     out = console.Console(total_steps=100, steps_per_epoch=10, start_step=0)
-    assert out.bar.disable  # pytest's stderr is no terminal: no bar, the lines all the same
+    assert out.start_bar().disable  # pytest's stderr is no terminal: no bar, the lines anyway
     out.eval_line(50, {"loss": 0.25}, "validation", {"loss": 0.3, "psnr": 12.0}, 1234.5)
     summary = {"steps": 100, "loss": 0.2, "test_latest": {"loss": 0.2, "mse": 0.2}}
     summary |= {"test_best": {"loss": 0.19}, "best_step": 80, "best_validation_loss": 0.21}
