@@ -34,14 +34,21 @@ def main(argv: list[str]) -> None:
         from jaxae.fast import process  # jax imports after the arguments are checked
 
         process.before_jax(config.fast_ops)  # malloc: effective only before JAX's backend starts
-        from jaxae.runtime import distributed
+        from jaxae.runtime import distributed, startup
 
+        startup.begin(config.profile_startup)  # --config.profile_startup=True: where time goes
+        if config.compilation_cache:
+            startup.enable_compilation_cache()
         distributed.initialize(
             args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed
         )
         from jaxae.train import train_and_evaluate
 
+        startup.mark("jaxae.train imported")
         train_and_evaluate(config, args.workdir)
+        startup.mark("checkpoints closed")
+        if config.profile_startup:
+            print(startup.report(), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 SCAN_MODES = ("auto", "on", "off")  # scan_epoch
 FAST_OPS_MODES = ("auto", "on", "off")  # fast_ops
+COMPUTE_DTYPES = ("float32", "bfloat16")  # compute_dtype (jaxae.models.COMPUTE_DTYPES)
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
@@ -59,6 +60,13 @@ def default_config() -> ml_collections.ConfigDict:
     # 'on': the XLA:CPU forms of jaxae/fast (same parameters, same math); 'off': plain Flax
     # layers; 'auto': 'on' only when the default backend is the CPU
     c.fast_ops = "auto"
+    # the dtype the layers compute in; parameters, optimizer state, BatchNorm statistics, losses
+    # and metrics stay float32. 'bfloat16' turns fast_ops 'auto' off ('on' is refused).
+    c.compute_dtype = "float32"
+    # train.py: XLA's persistent compilation cache in $JAXAE_CACHE_DIR/xla (~/.cache/jaxae/xla),
+    # so a rerun of a config compiles nothing; and a breakdown of the start-up seconds
+    c.compilation_cache = True
+    c.profile_startup = False
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = "fashion_mnist"
@@ -260,6 +268,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _choice(config.parallel, "parallel", PARALLEL_MODES)
     _choice(config.scan_epoch, "scan_epoch", SCAN_MODES)
     _choice(config.fast_ops, "fast_ops", FAST_OPS_MODES)
+    _choice(config.compute_dtype, "compute_dtype", COMPUTE_DTYPES)
     _choice(config.schedule, "schedule", SCHEDULES)
     _choice(config.loss, "loss", RECONSTRUCTION_LOSSES)
     _choice(config.vae.likelihood, "vae.likelihood", LIKELIHOODS)

@@ -11,7 +11,7 @@ import ml_collections
 
 from jaxae import config as config_lib
 from jaxae import data, steps
-from jaxae.runtime import checkpoint, feeding, guard
+from jaxae.runtime import checkpoint, feeding, guard, startup
 from jaxae.runtime.console import Console
 from jaxae.runtime.job import Job
 from jaxae.runtime.metrics import MetricWriter, truncate_after
@@ -45,8 +45,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard.StopRequest):
     job = Job.build(config, workdir)
+    startup.mark("data, model and optimizer built")
     mngr = checkpoint.manager(workdir, keep=config.keep_checkpoints)
     state, start_step, meta = job.restore_or_init(mngr)
+    startup.mark("state initialised or restored", wait=state)
     selection = Selection.from_meta(meta, config.early_stopping.patience)
     pretraining = mngr.latest_step() is None and config.pretrain.steps_per_layer > 0
     if job.is_chief:
@@ -78,11 +80,13 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
         log.last_saved, log.checkpoints = start_step, workdir / "checkpoints"
         loop = Loop(job, mngr, feeder, log, writer, console, selection, stop)
         state, last_eval = loop.run(state, start_step)
+        startup.mark("last step", wait=state)
     finally:
         console.close()
         checkpoint.finish(mngr)
         writer.close()
     summary = job.summary(state, mngr, selection, last_eval, log.images_per_second)
+    startup.mark("final evaluation, NLL and summary")
     console.final(summary, workdir, job.selection_note(selection))
     mngr.close()
     return summary
@@ -108,6 +112,7 @@ class Loop:
         while step < job.total_steps and not self.selection.should_stop:
             first, step = step + 1, self.feeder.end(step, job.total_steps)
             state, metrics = self.feeder(state, first, step, job.train_rng)
+            startup.mark("first step compiled and run", wait=metrics)
             self.log.push(first, step, metrics)
             checkpoint.seal_if_idle(self.mngr)
             is_eval = _itstime(step, job.eval_every, job.total_steps)

@@ -8,12 +8,14 @@ whether a run uses them; `process` holds the process and compile settings that c
 
 from __future__ import annotations
 
+from jaxae.errors import UserError
 from jaxae.fast import conv, conv_transpose, dense, norm, pool, process
 from jaxae.models.layers import Ops
 
 __all__ = [
     "MODES",
     "OPS",
+    "FastOpsDtypeError",
     "conv",
     "conv_transpose",
     "dense",
@@ -32,15 +34,30 @@ OPS = Ops(
 MODES = ("auto", "on", "off")
 
 
-def resolve(mode: str) -> tuple[bool, str]:
+class FastOpsDtypeError(UserError, ValueError):
+    """fast_ops='on' with a compute dtype other than float32."""
+
+
+def resolve(mode: str, compute_dtype: str = "float32") -> tuple[bool, str]:
     """(use the fast ops, a short reason for the start-up line) for a `fast_ops` mode:
-    'on' and 'off' as given, 'auto' on the CPU backend only (the forms were measured there)."""
+    'on' and 'off' as given, 'auto' on the CPU backend only (the forms were measured there).
+
+    The forms are measured and proven equal in float32 only: with a bfloat16 `compute_dtype`
+    'auto' turns them off and 'on' raises FastOpsDtypeError.
+    """
+    if mode not in MODES:
+        raise ValueError(f"fast_ops must be one of {', '.join(MODES)}; got {mode!r}")
+    if compute_dtype != "float32" and mode != "off":
+        if mode == "on":
+            raise FastOpsDtypeError(
+                f"fast_ops='on' is for float32 compute only, not compute_dtype={compute_dtype!r}; "
+                f"use --config.fast_ops=off (or auto) with bfloat16"
+            )
+        return False, f"fast ops off (auto: {compute_dtype} compute)"
     if mode == "on":
         return True, "fast ops on"
     if mode == "off":
         return False, "fast ops off"
-    if mode != "auto":
-        raise ValueError(f"fast_ops must be one of {', '.join(MODES)}; got {mode!r}")
     import jax
 
     backend = jax.default_backend()

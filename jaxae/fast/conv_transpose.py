@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -160,13 +161,16 @@ class ConvTranspose(nn.Module):
     padding: str = "SAME"
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    dtype: Any = None  # compute dtype, as nn.ConvTranspose's (None: the inputs' and parameters')
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         kernel_shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", self.kernel_init, kernel_shape)
         bias = self.param("bias", self.bias_init, (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # as nn.ConvTranspose does
+        x, kernel, bias = nn.dtypes.promote_dtype(
+            x, kernel, bias, dtype=self.dtype
+        )  # as nn.ConvTranspose
         if tuple(self.kernel_size) == tuple(self.strides):
             y = conv_transpose_by_depth_to_space(x, kernel)
         elif x.shape[1] * x.shape[2] <= OVERLAP_ADD_MAX_PIXELS:

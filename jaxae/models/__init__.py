@@ -19,6 +19,7 @@ from jaxae.models.fc import VAE, DeepFC, Hinton, Linear, Vanilla
 from jaxae.models.layers import (
     ACTIVATIONS,
     BN_MOMENTUM,
+    COMPUTE_DTYPES,
     DOWNSAMPLE_MODES,
     INIT_SCHEMES,
     PLAIN,
@@ -29,12 +30,14 @@ from jaxae.models.layers import (
     Model,
     Ops,
     UpBlock,
+    compute_dtype,
 )
 from jaxae.models.vq import ConvVQ
 
 __all__ = [
     "ACTIVATIONS",
     "BN_MOMENTUM",
+    "COMPUTE_DTYPES",
     "DOWNSAMPLE_MODES",
     "INIT_SCHEMES",
     "MODELS",
@@ -78,9 +81,9 @@ MODELS: dict[str, type[Model]] = {
     "vqvae": ConvVQ,
 }
 
-# Constructor fields that are no config values: Flax's own, and the ops bundle (create_model's
-# `fast` picks it).
-_NOT_CONFIG = ("parent", "name", "ops")
+# Constructor fields that are no model config values: Flax's own, the ops bundle (create_model's
+# `fast` picks it) and the compute dtype (its `dtype`, from the run's config.compute_dtype).
+_NOT_CONFIG = ("parent", "name", "ops", "dtype")
 
 
 def is_vae(model: nn.Module | type[nn.Module]) -> bool:
@@ -97,15 +100,18 @@ def is_vq(model: nn.Module | type[nn.Module]) -> bool:
 
 def model_fields(cls: type[nn.Module]) -> list[str]:
     """The config fields of a model class, its own first, then the shared `init_scheme`
-    (without Flax's `parent` and `name`, and without `ops`)."""
+    (without Flax's `parent` and `name`, and without `ops` and `dtype`)."""
     names = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in _NOT_CONFIG]
     shared = [f.name for f in dataclasses.fields(Model) if f.name in names]
     return [n for n in names if n not in shared] + shared
 
 
-def create_model(name: str, *, fast: bool = False, **fields: Any) -> nn.Module:
+def create_model(
+    name: str, *, fast: bool = False, dtype: str = "float32", **fields: Any
+) -> nn.Module:
     """MODELS[name](**fields) with plain Flax ops, or with `jaxae.fast.OPS` when `fast`; lists
-    become tuples (configs read back from JSON hold lists).
+    become tuples (configs read back from JSON hold lists). `dtype` ('float32' or 'bfloat16') is
+    the compute dtype; parameters are float32 either way, so a checkpoint loads into both.
 
     Raises ValueError with one line for an unknown name, an unknown field or a bad option value.
     """
@@ -120,6 +126,7 @@ def create_model(name: str, *, fast: bool = False, **fields: Any) -> nn.Module:
             f"valid fields: {', '.join(valid)}"
         )
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    fields["dtype"] = compute_dtype(dtype)
     if fast:
         from jaxae.fast import OPS  # jaxae.fast builds its bundle from this package's Ops
 

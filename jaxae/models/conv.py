@@ -24,6 +24,7 @@ from jaxae.models.layers import (
     dense,
     fit,
     flatten,
+    float32_out,
     level_sizes,
     sample,
     upsample_2x,
@@ -50,7 +51,7 @@ class ConvSimple(Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        shared = {"init_scheme": self.init_scheme, "ops": self.ops}
+        shared = {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype}
         self.enc = DownBlock(self.features, self.downsample, **shared)
         self.dec = UpBlock(
             self.image_shape[2],
@@ -61,13 +62,16 @@ class ConvSimple(Model):
             **shared,
         )
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:
         check_images(x, self.image_shape, type(self).__name__)
         return self.enc(x, train=train)
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:
         return self.dec(z, self.image_shape[:2], train=train)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -96,6 +100,7 @@ class ConvDeep(Model):
             "bn_axis_name": self.bn_axis_name,
             "init_scheme": self.init_scheme,
             "ops": self.ops,
+            "dtype": self.dtype,
         }
         self.enc = [DownBlock(f, self.downsample, **common) for f in self.features]
         self.dec = [
@@ -116,9 +121,11 @@ class ConvDeep(Model):
             feats.append(x)
         return x, feats[:-1]
 
+    @float32_out
     def encode(self, x: Array, *, train: bool) -> Array:
         return self._encode(x, train)[0]
 
+    @float32_out
     def decode(self, z: Array, *, train: bool, skips: Sequence[Array] | None = None) -> Array:
         """z [B, h, w, features[-1]] → logits [B, H, W, C]; skips as returned by the encoder."""
         sizes, n = self._sizes(), len(self.features)
@@ -131,6 +138,7 @@ class ConvDeep(Model):
             h = block(h, sizes[n - 1 - j], train=train)
         return self.out(h)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
         z, skips = self._encode(x, train)
         return self.decode(z, train=train, skips=skips if self.skip else None), {"z": z}
@@ -151,7 +159,7 @@ class ConvKeras(Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        shared = {"init_scheme": self.init_scheme, "ops": self.ops}
+        shared = {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype}
         self.enc = [DownBlock(f, self.downsample, ceil=True, **shared) for f in self.features]
         code_hw = level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=True)[-1]
         last_in = [n * 2 ** (len(self.decoder_features) - 1) for n in code_hw]
@@ -162,18 +170,21 @@ class ConvKeras(Model):
         self.dec = [conv(self, f, c_in, padding=p) for f, c_in, p in layers]
         self.out = conv(self, self.image_shape[2], self.decoder_features[-1])
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:
         check_images(x, self.image_shape, type(self).__name__)
         for block in self.enc:
             x = block(x, train=train)
         return x
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:
         h = z
         for layer in self.dec:
             h = upsample_2x(nn.relu(layer(h)), self.resize_method)
         return self.out(fit(h, self.image_shape[:2]))
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -197,7 +208,10 @@ class ConvFlat(Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        n, shared = len(self.features), {"init_scheme": self.init_scheme, "ops": self.ops}
+        n, shared = (
+            len(self.features),
+            {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype},
+        )
         self.enc = [DownBlock(f, self.downsample, ceil=True, **shared) for f in self.features]
         code_size = math.prod(self._sizes()[-1]) * self.features[-1]
         self.to_code = dense(self, self.latent_dim, code_size)
@@ -220,9 +234,11 @@ class ConvFlat(Model):
             feats.append(x)
         return self.to_code(flatten(x)), feats[:-1]
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:
         return self._encode(x, train)[0]
 
+    @float32_out
     def decode(
         self, z: Array, *, train: bool = False, skips: Sequence[Array] | None = None
     ) -> Array:
@@ -237,6 +253,7 @@ class ConvFlat(Model):
             h = block(h, sizes[n - 1 - j], train=train)
         return h
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z, skips = self._encode(x, train)
         return self.decode(z, train=train, skips=skips if self.skip else None), {"z": z}
@@ -266,7 +283,10 @@ class ConvVAE(Model):
         super().__post_init__()
 
     def setup(self) -> None:
-        n, shared = len(self.features), {"init_scheme": self.init_scheme, "ops": self.ops}
+        n, shared = (
+            len(self.features),
+            {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype},
+        )
         self.enc = [
             DownBlock(f, self.downsample if s == 2 else "none", ceil=True, **shared)
             for f, s in zip(self.features, self.strides, strict=True)
@@ -291,6 +311,7 @@ class ConvVAE(Model):
     def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7), (7, 7)]
         return level_sizes(self.image_shape[:2], self.strides, ceil=True)
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
         """x [B, H, W, C] → (mu [B, k], logvar [B, k])."""
         check_images(x, self.image_shape, type(self).__name__)
@@ -299,6 +320,7 @@ class ConvVAE(Model):
         h = flatten(x)
         return self.mu(h), self.logvar(h)
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         sizes, n = self._sizes(), len(self.features)
         h = nn.relu(self.from_code(z)).reshape(z.shape[0], *sizes[-1], self.features[-1])
@@ -306,6 +328,7 @@ class ConvVAE(Model):
             h = block(h, sizes[n - 1 - j], train=train)
         return h
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         mu, logvar = self.encode(x, train=train)
         z = sample(self, mu, logvar, train)

@@ -20,6 +20,7 @@ from jaxae.models.layers import (
     check_images,
     dense,
     flatten,
+    float32_out,
     kernel_init,
     sample,
 )
@@ -45,14 +46,21 @@ class Linear(Model):
             self.dec_kernel = self.param("dec_kernel", kernel_init(scheme), (k, d))
         self.dec_bias = self.param("dec_bias", bias_init(scheme, k), (d,))
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
         check_images(x, self.image_shape, type(self).__name__)
-        return flatten(x) @ self.enc_kernel + self.enc_bias
+        h, kernel, bias = nn.dtypes.promote_dtype(
+            flatten(x), self.enc_kernel, self.enc_bias, dtype=self.dtype
+        )
+        return h @ kernel + bias
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         kernel = self.enc_kernel.T if self.tied else self.dec_kernel
-        return (z @ kernel + self.dec_bias).reshape(z.shape[0], *self.image_shape)
+        z, kernel, bias = nn.dtypes.promote_dtype(z, kernel, self.dec_bias, dtype=self.dtype)
+        return (z @ kernel + bias).reshape(z.shape[0], *self.image_shape)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -88,6 +96,7 @@ class Vanilla(Model):
         self.enc = _stack(self, "enc", (d, *self.hidden, self.latent_dim))
         self.dec = _stack(self, "dec", (self.latent_dim, *reversed(self.hidden), d))
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
         check_images(x, self.image_shape, type(self).__name__)
         h = flatten(x)
@@ -95,12 +104,14 @@ class Vanilla(Model):
             h = nn.relu(layer(h))
         return ACTIVATIONS[self.code_activation](self.enc[-1](h))
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         h = z
         for layer in self.dec[:-1]:
             h = nn.relu(layer(h))
         return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -120,9 +131,8 @@ class DeepFC(Model):
 
     def setup(self) -> None:
         def block(f: int) -> DenseBlock:
-            return DenseBlock(
-                f, self.dropout_rate, self.bn_axis_name, init_scheme=self.init_scheme, ops=self.ops
-            )
+            shared = {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype}
+            return DenseBlock(f, self.dropout_rate, self.bn_axis_name, **shared)
 
         d = math.prod(self.image_shape)
         self.enc = [block(f) for f in self.hidden]
@@ -130,6 +140,7 @@ class DeepFC(Model):
         self.dec = [block(f) for f in reversed(self.hidden)]
         self.out = dense(self, d, self.hidden[0] if self.hidden else self.latent_dim)
 
+    @float32_out
     def encode(self, x: Array, *, train: bool) -> Array:  # [B, H, W, C] → z [B, k]
         check_images(x, self.image_shape, type(self).__name__)
         h = flatten(x)
@@ -137,12 +148,14 @@ class DeepFC(Model):
             h = block(h, train=train)
         return nn.relu(self.code(h))
 
+    @float32_out
     def decode(self, z: Array, *, train: bool) -> Array:  # z [B, k] → [B, H, W, C]
         h = z
         for block in self.dec:
             h = block(h, train=train)
         return self.out(h).reshape(z.shape[0], *self.image_shape)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -171,6 +184,7 @@ class Hinton(Model):
         y = self.enc[i](h)
         return y if i == len(self.hidden) else ACTIVATIONS[self.activation](y)
 
+    @float32_out
     def encode_to(self, x: Array, depth: int) -> Array:
         """h_depth [B, D_depth]: x [B, H, W, C] through enc_0..enc_{depth-1} (depth 0: flat x)."""
         check_images(x, self.image_shape, type(self).__name__)
@@ -179,6 +193,7 @@ class Hinton(Model):
             h = self._enc_layer(h, i)
         return h
 
+    @float32_out
     def reconstruct_layer(self, h: Array, index: int) -> Array:
         """Pair `index`: h [B, D_index] → enc_index → dec_{n-index} → pre-activation [B, D_index].
 
@@ -186,15 +201,18 @@ class Hinton(Model):
         """
         return self.dec[len(self.hidden) - index](self._enc_layer(h, index))
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:  # [B, H, W, C] → z [B, k]
         return self.encode_to(x, len(self.hidden) + 1)
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         h = z
         for layer in self.dec[:-1]:
             h = ACTIVATIONS[self.activation](layer(h))
         return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z = self.encode(x, train=train)
         return self.decode(z, train=train), {"z": z}
@@ -217,6 +235,7 @@ class VAE(Model):
         self.logvar = dense(self, self.latent_dim, widths[-1])
         self.dec = _stack(self, "dec", (self.latent_dim, *reversed(widths)))
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
         """x [B, H, W, C] → (mu [B, k], logvar [B, k])."""
         check_images(x, self.image_shape, type(self).__name__)
@@ -225,12 +244,14 @@ class VAE(Model):
             h = nn.relu(layer(h))
         return self.mu(h), self.logvar(h)
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
         h = z
         for layer in self.dec[:-1]:
             h = nn.relu(layer(h))
         return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         mu, logvar = self.encode(x, train=train)
         z = sample(self, mu, logvar, train)

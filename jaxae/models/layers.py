@@ -3,11 +3,17 @@
 
 Images are NHWC: [B, H, W, C]. Every layer comes from a model's `ops` (an `Ops` bundle) with
 initialisers from its `init_scheme`, so neither changes a parameter tree.
+
+Mixed precision (Flax's `dtype` / `param_dtype`): a model's `dtype` is the dtype its layers
+compute in (float32 or bfloat16); parameters and BatchNorm statistics stay float32 whatever it
+is, and every public model method returns float32 (`float32_out`), so losses, metrics,
+Jacobians and the NLL are computed in float32.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +33,36 @@ RESIZE_METHODS = ("nearest", "bilinear")
 INIT_SCHEMES = ("flax", "pytorch", "keras")
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum 0.1 written the Flax way
+# config.compute_dtype → a layer's `dtype`. 'float32' is Flax's None: compute in the dtype of
+# the inputs and parameters (float32 in training, float64 where tests enable it).
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> Any:
+    """The jnp dtype of a `compute_dtype` name; ValueError (one line) for any other name."""
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {name!r}")
+    return COMPUTE_DTYPES[name]
+
+
+def _to_float32(a: Any) -> Any:
+    low = jnp.issubdtype(a.dtype, jnp.floating) and jnp.dtype(a.dtype).itemsize < 4
+    return a.astype(jnp.float32) if low else a
+
+
+def float32_out(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a model method so that every floating-point array it returns in less than 32 bits
+    (bfloat16) comes out float32, and float32 or float64 ones unchanged.
+
+    Under bfloat16 compute this keeps losses, metrics and analyses in float32 (casting a code
+    or logits is cheap next to the layers that made them).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        return jax.tree.map(_to_float32, method(self, *args, **kwargs))
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -49,6 +85,7 @@ class Ops:
       conv(features, kernel_size, *, strides, padding, kernel_init, ...)    ~ nn.Conv
       conv_transpose(features, kernel_size, strides, padding, *, ...)       ~ nn.ConvTranspose
       max_pool(x [B, H, W, C], *, ceil) → [B, H/2, W/2, C]                  ~ max_pool_2x2
+    The layer constructors also take `dtype` (the compute dtype; parameters stay float32).
     PLAIN is plain Flax; jaxae.fast.OPS has forms that XLA:CPU runs faster.
     """
 
@@ -102,12 +139,14 @@ def initializers(scheme: str, fan_in: int, *, transposed: bool = False) -> dict[
     }
 
 
-# A module `owner` below is one with fields `ops` and `init_scheme` (the models and blocks).
+# A module `owner` below is one with fields `ops`, `init_scheme` and `dtype` (the models and
+# blocks).
 
 
 def dense(owner: nn.Module, features: int, fan_in: int, name: str | None = None) -> nn.Module:
     """owner.ops.dense: h [B, fan_in] → [B, features]."""
-    return owner.ops.dense(features, name=name, **initializers(owner.init_scheme, fan_in))
+    init = initializers(owner.init_scheme, fan_in)
+    return owner.ops.dense(features, name=name, dtype=owner.dtype, **init)
 
 
 def conv(
@@ -126,6 +165,7 @@ def conv(
         strides=(strides, strides),
         padding=padding,
         name=name,
+        dtype=owner.dtype,
         **initializers(owner.init_scheme, 9 * in_channels),
     )
 
@@ -189,16 +229,19 @@ def sample(module: nn.Module, mu: Array, logvar: Array, train: bool) -> Array:
     return mu + jnp.exp(0.5 * logvar) * eps
 
 
-def batch_norm(axis_name: str | None, name: str = "bn") -> nn.BatchNorm:
-    return nn.BatchNorm(momentum=BN_MOMENTUM, axis_name=axis_name, name=name)
+def batch_norm(axis_name: str | None, dtype: Any = None, name: str = "bn") -> nn.BatchNorm:
+    """BatchNorm whose output is `dtype`; Flax computes its statistics in float32 and keeps the
+    running statistics float32 (param_dtype) for any `dtype`."""
+    return nn.BatchNorm(momentum=BN_MOMENTUM, axis_name=axis_name, dtype=dtype, name=name)
 
 
 class Model(nn.Module):
-    """Base of the models: the ops bundle and initialisation scheme every model has, and the
-    checks of option fields when a model is constructed."""
+    """Base of the models: the ops bundle, initialisation scheme and compute dtype every model
+    has, and the checks of option fields when a model is constructed."""
 
     init_scheme: str = "flax"
     ops: Ops = PLAIN  # a Python object, not a config value: create_model(fast=...) picks it
+    dtype: Any = None  # compute dtype (None: float32); not a model field: create_model sets it
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -237,6 +280,7 @@ class DownBlock(nn.Module):
     bn_axis_name: str | None = None
     init_scheme: str = "flax"
     ops: Ops = PLAIN
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
@@ -249,7 +293,7 @@ class DownBlock(nn.Module):
             x = conv(self, self.features, c_in, name="conv")(x)
         x = nn.relu(x)
         if self.batch_norm:
-            x = batch_norm(self.bn_axis_name)(x, use_running_average=not train)
+            x = batch_norm(self.bn_axis_name, self.dtype)(x, use_running_average=not train)
         if self.downsample == "maxpool":
             x = self.ops.max_pool(x, ceil=self.ceil)
         return x
@@ -274,6 +318,7 @@ class UpBlock(nn.Module):
     resize_method: str = "nearest"
     init_scheme: str = "flax"
     ops: Ops = PLAIN
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: Array, out_hw: Sequence[int], *, train: bool) -> Array:
@@ -284,7 +329,9 @@ class UpBlock(nn.Module):
             valid_hw = ((h - 1) * s + k, (w - 1) * s + k)
             padding = "VALID" if valid_hw == out_hw and (h * s, w * s) != out_hw else "SAME"
             init = initializers(self.init_scheme, self.features * k * k, transposed=True)
-            up = self.ops.conv_transpose(self.features, (k, k), (s, s), padding, name="up", **init)
+            up = self.ops.conv_transpose(
+                self.features, (k, k), (s, s), padding, name="up", dtype=self.dtype, **init
+            )
             x = fit(up(x), out_hw)  # only odd sizes need it: crop one row/column
         else:
             if (h, w) != out_hw:
@@ -293,7 +340,7 @@ class UpBlock(nn.Module):
         if self.relu:
             x = nn.relu(x)
         if self.batch_norm:
-            x = batch_norm(self.bn_axis_name)(x, use_running_average=not train)
+            x = batch_norm(self.bn_axis_name, self.dtype)(x, use_running_average=not train)
         return x
 
 
@@ -305,9 +352,10 @@ class DenseBlock(nn.Module):
     bn_axis_name: str | None = None
     init_scheme: str = "flax"
     ops: Ops = PLAIN
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, h: Array, *, train: bool) -> Array:
         h = nn.relu(dense(self, self.features, h.shape[-1], name="dense")(h))
-        h = batch_norm(self.bn_axis_name)(h, use_running_average=not train)
+        h = batch_norm(self.bn_axis_name, self.dtype)(h, use_running_average=not train)
         return nn.Dropout(self.dropout_rate, deterministic=not train)(h)

@@ -54,7 +54,7 @@ class Job:
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Job:
-        use_fast, fast_reason = fast.resolve(config.fast_ops)
+        use_fast, fast_reason = fast.resolve(config.fast_ops, config.compute_dtype)
         notes = fast.process.for_training(use_fast)
         if notes and jax.process_index() == 0:
             print("; ".join(notes), flush=True)
@@ -185,12 +185,14 @@ class Job:
         if not self.is_chief:
             return
         config, mesh = self.config, self.mesh
+        images, params = self.ds.train_images, self.abstract_state.params
+        _, why = parallel.scan_epoch_choice(config.scan_epoch, params, images.nbytes)
         print(
             f"Training on {mesh.size} device(s) in {jax.process_count()} process(es), "
             f"{config.parallel}: global batch {config.batch_size}, per-device batch "
             f"{config.batch_size // mesh.size}; data "
             + ("on device, lax.scan epochs" if feeder.on_device else "from the host with prefetch")
-            + f"; {self.fast_reason}",
+            + f" ({why}); {config.compute_dtype} compute; {self.fast_reason}",
             flush=True,
         )
         if self.validating:
@@ -331,7 +333,7 @@ def _build_model(config: ml_collections.ConfigDict, use_fast: bool) -> nn.Module
     name = fields.pop("name")
     if config.parallel == "pmap" and "bn_axis_name" in models.model_fields(models.MODELS[name]):
         fields["bn_axis_name"] = parallel.AXIS  # BatchNorm statistics over all devices
-    return models.create_model(name, fast=use_fast, **fields)
+    return models.create_model(name, fast=use_fast, dtype=config.compute_dtype, **fields)
 
 
 def _load_data(config: ml_collections.ConfigDict) -> data.Dataset:

@@ -13,8 +13,11 @@ import time
 import uuid
 from typing import Any
 
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto import event_pb2, summary_pb2
+from jaxae.runtime.startup import import_without_torch
+
+import_without_torch("tensorboardX")  # its __init__ imports torch when installed (2 s)
+from tensorboardX.event_file_writer import EventsWriter  # noqa: E402
+from tensorboardX.proto import event_pb2, summary_pb2  # noqa: E402
 
 FLUSH_SECONDS = 30  # events reach the disk at least this often, and at every checkpoint
 

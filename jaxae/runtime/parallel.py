@@ -127,19 +127,34 @@ def make_scan_dispatch(
 
 
 def use_scan_epoch(mode: str, params: Any, nbytes: int) -> bool:
-    """Whether train.py runs lax.scan epochs on a device-resident training set of `nbytes`.
+    """Whether train.py runs lax.scan epochs on a device-resident training set of `nbytes`
+    (`scan_epoch_choice` without its reason)."""
+    return scan_epoch_choice(mode, params, nbytes)[0]
+
+
+def scan_epoch_choice(mode: str, params: Any, nbytes: int) -> tuple[bool, str]:
+    """(scan, why) for the start-up line: lax.scan epochs on a device-resident training set?
 
     mode 'on'/'off' decides (an 'on' that does not fit falls back to the host iterator); 'auto'
     scans unless the model has convolutions (a kernel of rank > 2) and runs on XLA:CPU, whose
     convolutions inside a while loop measured 2-10× slower per step than dispatched one by one,
     while fully connected steps got 12-25% faster in a scan (benchmarks/ATTEMPTS.md, attempt 7).
+    On GPU and TPU 'auto' scans every model, which saves a host dispatch per step; that choice
+    is not measured yet (benchmarks/accelerator.py measures both).
     """
-    if mode == "off" or not fits_on_device(nbytes):
-        return False
+    if mode == "off":
+        return False, "scan_epoch=off"
+    if not fits_on_device(nbytes):
+        return False, "the training set exceeds a quarter of device memory"
     if mode == "on":
-        return True
-    has_conv = any(leaf.ndim > 2 for leaf in jax.tree.leaves(params))
-    return not (has_conv and jax.default_backend() == "cpu")
+        return True, "scan_epoch=on"
+    backend = jax.default_backend()
+    if backend == "cpu":
+        has_conv = any(leaf.ndim > 2 for leaf in jax.tree.leaves(params))
+        if has_conv:
+            return False, "auto: convolutions on XLA:CPU run slower inside a scan"
+        return True, "auto: fully connected steps on XLA:CPU run faster in a scan"
+    return True, f"auto: {backend} backend, one dispatch per epoch (unmeasured)"
 
 
 def fits_on_device(nbytes: int, fraction: float = 0.25) -> bool:

@@ -1,0 +1,137 @@
+"""Cold start: XLA's persistent compilation cache, and where the seconds go before the first step.
+
+`enable_compilation_cache()` points JAX at a cache directory under the user's jaxae cache
+($JAXAE_CACHE_DIR/xla, default ~/.cache/jaxae/xla), so a second run of the same config loads
+its compiled steps instead of compiling them. train.py calls it unless
+`--config.compilation_cache=False`.
+
+`begin(enabled)`, `mark(label)` and `report()` time the phases of a run (`--config.
+profile_startup=True`): each mark records the seconds since the process started, and with
+`wait=` blocks on arrays first so asynchronous dispatch does not hide a compile. Off, they do
+nothing. The process-wide state is this module's `_timeline`, set once by train.py.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+from typing import Any
+
+_MISSING = object()
+
+
+def cache_root() -> pathlib.Path:
+    """$JAXAE_CACHE_DIR, else ~/.cache/jaxae (jaxae.data.cache's rule, without importing it)."""
+    env = os.environ.get("JAXAE_CACHE_DIR", "")
+    return pathlib.Path(env or "~/.cache/jaxae").expanduser()
+
+
+def enable_compilation_cache(directory: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Turns on JAX's persistent compilation cache in `directory` (default cache_root()/xla).
+
+    Every compilation is cached, however short: on a 2-core CPU the many small ones (the
+    epoch permutation, initialisation, the eval step) add up to seconds. Returns the directory.
+    """
+    import jax
+
+    path = pathlib.Path(directory) if directory else cache_root() / "xla"
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size threshold
+    return path
+
+
+def import_without_torch(module: str) -> Any:
+    """`importlib.import_module(module)` with `import torch` failing inside it, unless torch is
+    already loaded.
+
+    tensorboardX imports torch (2 s) at import time, only so that it can accept torch tensors;
+    jaxae hands it Python floats. Afterwards torch imports normally again.
+    """
+    import importlib
+
+    saved = sys.modules.get("torch", _MISSING)
+    if saved is _MISSING:
+        sys.modules["torch"] = None  # a None entry makes `import torch` raise ImportError
+    try:
+        return importlib.import_module(module)
+    finally:
+        if saved is _MISSING:
+            sys.modules.pop("torch", None)
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (from /proc on Linux; else since this module loaded)."""
+    try:
+        ticks = int(pathlib.Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(pathlib.Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _LOADED
+
+
+_LOADED = time.perf_counter()
+
+
+class Timeline:
+    """Labelled times since the process started, and JAX compilations counted between them."""
+
+    def __init__(self) -> None:
+        self.offset = process_seconds() - time.perf_counter()
+        self.marks: list[tuple[str, float, int, int]] = []  # label, seconds, compiled, cached
+        self.compiled = self.cached = 0
+        import jax
+
+        def on_event(event: str, **_: Any) -> None:
+            if event == "/jax/compilation_cache/compile_requests_use_cache":
+                self.compiled += 1
+            elif event == "/jax/compilation_cache/cache_hits":
+                self.cached += 1
+
+        jax.monitoring.register_event_listener(on_event)
+
+    def mark(self, label: str, wait: Any = None) -> None:
+        if any(label == m[0] for m in self.marks):
+            return  # a mark inside the loop counts its first time only
+        if wait is not None:
+            import jax
+
+            jax.block_until_ready(wait)
+        now = self.offset + time.perf_counter()
+        self.marks.append((label, now, self.compiled - self.cached, self.cached))
+
+    def report(self) -> str:
+        """One line per phase: its seconds, then XLA compilations made and loaded from cache."""
+        lines = ["start-up profile (seconds since the process started):"]
+        before, compiled, cached = 0.0, 0, 0
+        for label, at, n_compiled, n_cached in self.marks:
+            lines.append(
+                f"  {at:7.2f}  +{at - before:6.2f}  {label} "
+                f"[{n_compiled - compiled} compiled, {n_cached - cached} from cache]"
+            )
+            before, compiled, cached = at, n_compiled, n_cached
+        return "\n".join(lines)
+
+
+_timeline: Timeline | None = None
+
+
+def begin(enabled: bool) -> None:
+    """Starts the process's timeline when `enabled` (with a first mark: the imports)."""
+    global _timeline
+    _timeline = Timeline() if enabled else None
+    mark("python and imports")
+
+
+def mark(label: str, wait: Any = None) -> None:
+    """Records `label` now (after blocking on `wait`); a no-op unless `begin(True)` ran."""
+    if _timeline is not None:
+        _timeline.mark(label, wait)
+
+
+def report() -> str | None:
+    """The breakdown so far, or None when profiling is off."""
+    return None if _timeline is None else _timeline.report()

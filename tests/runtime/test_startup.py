@@ -1,0 +1,119 @@
+"""Cold start: the persistent compilation cache, torch-free imports, the scan choice and the
+start-up profile."""
+
+import os
+import re
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+from conftest import ROOT
+
+from jaxae.runtime import parallel, startup
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *env.pop("path", [])])}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**full_env, **env},
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_every_compilation_from_the_cache(tmp_path):
+    code = (
+        "import jax, jax.numpy as jnp\n"
+        "from jaxae.runtime import startup\n"
+        "startup.begin(True)\n"
+        "startup.enable_compilation_cache()\n"
+        "jax.block_until_ready(jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))))\n"
+        "startup.mark('done')\n"
+        "print(startup.report())\n"
+    )
+    first = _python(code, JAXAE_CACHE_DIR=str(tmp_path))
+    second = _python(code, JAXAE_CACHE_DIR=str(tmp_path))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert list((tmp_path / "xla").iterdir())  # written under $JAXAE_CACHE_DIR/xla
+    compiled = re.search(r"done \[(\d+) compiled, 0 from cache\]", first.stdout)
+    assert compiled and int(compiled[1]) > 0, first.stdout
+    assert f"done [0 compiled, {compiled[1]} from cache]" in second.stdout, second.stdout
+
+
+@pytest.mark.slow
+def test_importing_the_training_code_never_imports_torch(tmp_path):
+    """tensorboardX imports torch when it is installed: a stand-in torch that fails loudly."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise SystemExit('torch was imported')\n")
+    code = (
+        "import sys, jaxae.train, jaxae.analysis.load\n"
+        "bad = [m for m in ('torch', 'matplotlib', 'sklearn', 'dm_pix') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "from jaxae.runtime.metrics import SummaryWriter\n"
+        "print('ok')\n"
+    )
+    result = _python(code, path=[str(tmp_path)])
+    assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+    # and torch still imports afterwards for code that wants it
+    after = _python("import jaxae.runtime.metrics\nimport torch\n", path=[str(tmp_path)])
+    assert "torch was imported" in after.stderr
+
+
+def test_the_profile_records_marks_once_and_is_off_by_default():
+    startup.begin(False)
+    startup.mark("anything")
+    assert startup.report() is None
+    startup.begin(True)
+    x = jax.jit(lambda a: a + 1)(jnp.zeros(3))
+    startup.mark("step", wait=x)
+    startup.mark("step")  # a second time: ignored (marks inside the loop count once)
+    text = startup.report()
+    startup.begin(False)
+    labels = [line.split("]")[0] for line in text.splitlines()[1:]]
+    assert len(labels) == 2 and "python and imports" in labels[0] and "step" in labels[1]
+
+
+def test_scan_epoch_auto_is_chosen_per_backend_and_says_why(monkeypatch):
+    dense = {"kernel": jnp.zeros((4, 4))}
+    conv = {"kernel": jnp.zeros((3, 3, 1, 4))}
+    assert parallel.scan_epoch_choice("auto", conv, 1000) == (
+        False,
+        "auto: convolutions on XLA:CPU run slower inside a scan",
+    )
+    assert parallel.scan_epoch_choice("auto", dense, 1000)[0]
+    assert parallel.scan_epoch_choice("off", dense, 1000) == (False, "scan_epoch=off")
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    on, why = parallel.scan_epoch_choice("auto", conv, 1000)
+    assert on and why == "auto: gpu backend, one dispatch per epoch (unmeasured)"
+
+
+@pytest.mark.slow
+def test_profile_startup_prints_the_breakdown_from_the_cli(tmp_path):
+    flags = ["--config.dataset.name=synthetic", "--config.dataset.max_train_examples=64"]
+    flags += ["--config.dataset.max_test_examples=32", "--config.batch_size=16"]
+    flags += ["--config.num_steps=2", "--config.progress=False", "--config.profile_startup=True"]
+    command = [sys.executable, "train.py", "--config", "configs/linear.py"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAXAE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run(
+            [*command, "--workdir", str(tmp_path / name), *flags],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=300,
+        )
+        for name in ("first", "second")
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "start-up profile" in run.stdout and "first step compiled and run" in run.stdout
+    second = next(line for line in runs[1].stdout.splitlines() if "first step" in line)
+    assert "[0 compiled," in second  # the second run of a config compiles nothing
