@@ -49,6 +49,7 @@ def _train_one_batch(name: str, dtype: str):
         pytest.param("deep_fc", marks=pytest.mark.slow),
         pytest.param("conv_deep", marks=pytest.mark.slow),
         pytest.param("conv_vae", marks=pytest.mark.slow),
+        pytest.param("vqvae", marks=pytest.mark.slow),
         pytest.param("contractive_conv", marks=pytest.mark.slow),
     ],
 )
@@ -77,11 +78,11 @@ def test_models_return_float32_from_every_method_under_bfloat16():
         logits, aux = model.apply(variables, x, train=False)
         return logits, aux, model.apply(variables, x, train=False, method=model.encode), variables
 
-    for name in ("linear", "hinton", "conv_keras", "conv_flat", "vae"):
+    for name in ("linear", "hinton", "conv_keras", "conv_flat", "vae", "vqvae"):
         model = models.create_model(name, dtype="bfloat16")
         shapes = jax.eval_shape(functools.partial(outputs, model))
         for leaf in jax.tree.leaves(shapes):
-            assert leaf.dtype == jnp.float32, name
+            assert leaf.dtype in (jnp.float32, jnp.int32), name  # int32: the VQ indices
 
 
 def test_fast_ops_are_off_under_bfloat16_and_on_is_refused():

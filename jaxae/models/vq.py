@@ -13,7 +13,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxae.models.layers import DownBlock, ImageShape, Model, UpBlock, check_images, conv
+from jaxae.models.layers import (
+    DownBlock,
+    ImageShape,
+    Model,
+    UpBlock,
+    check_images,
+    conv,
+    float32_out,
+)
 
 Array = jax.Array
 
@@ -61,7 +69,7 @@ class ConvVQ(Model):
     image_shape: ImageShape = (28, 28, 1)
 
     def setup(self) -> None:
-        shared = {"init_scheme": self.init_scheme, "ops": self.ops}
+        shared = {"init_scheme": self.init_scheme, "ops": self.ops, "dtype": self.dtype}
         self.enc = [DownBlock(f, "strided", ceil=True, **shared) for f in self.features]
         self.to_code = conv(self, self.embedding_dim, self.features[-1], name="to_code")
         if self.quantized:  # the paper's (and Sonnet's) uniform(-1/K, 1/K) initialisation
@@ -80,6 +88,7 @@ class ConvVQ(Model):
             sizes.append(tuple(-(-n // 2) for n in sizes[-1]))
         return sizes
 
+    @float32_out
     def encode_continuous(self, x: Array, *, train: bool = False) -> Array:
         """x [B, H, W, C] -> z_e [B, h, w, embedding_dim], before quantization."""
         check_images(x, self.image_shape, type(self).__name__)
@@ -90,6 +99,7 @@ class ConvVQ(Model):
     def quantize(self, z_e: Array) -> tuple[Array, Array, Array]:
         return quantize(z_e, self.codebook)
 
+    @float32_out
     def encode(self, x: Array, *, train: bool = False) -> Array:
         z_e = self.encode_continuous(x, train=train)
         return self.quantize(z_e)[0] if self.quantized else z_e
@@ -102,6 +112,7 @@ class ConvVQ(Model):
         """indices [B, h, w] -> logits [B, H, W, C]."""
         return self.decode(self.codebook[indices])
 
+    @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:
         sizes = self._sizes()
         h = nn.relu(self.from_code(z))
@@ -109,6 +120,7 @@ class ConvVQ(Model):
             h = block(h, sizes[-2 - j], train=train)
         return h
 
+    @float32_out
     def __call__(self, x: Array, *, train: bool = False) -> tuple[Array, dict[str, Array]]:
         z_e = self.encode_continuous(x, train=train)
         if not self.quantized:
