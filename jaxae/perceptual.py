@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 
@@ -22,6 +21,8 @@ def ssim(a: jax.Array, b: jax.Array) -> jax.Array:
 
     The same window as the eval metric `ssim`, so the loss optimises what is reported.
     """
+    import dm_pix  # here: importing it takes 0.2-1.7 s, and most runs never use this loss
+
     filter_size = min(11, a.shape[1], a.shape[2])
     return dm_pix.ssim(a, b, filter_size=filter_size)
 
