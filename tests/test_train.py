@@ -259,3 +259,18 @@ def test_early_stopping_stops_and_resumes_its_count(tmp_path, monkeypatch):
     resumed = train.train_and_evaluate(config, tmp_path / "resumed")
     assert resumed["steps"] == 4 and resumed["early_stopped_at"] == 4
     assert_trees_equal(_params(tmp_path / "full"), _params(tmp_path / "resumed"))
+
+
+def test_a_streamed_source_stays_streamed_when_split():
+    from jaxae import data
+    from jaxae.data import stream
+    from jaxae.runtime import validation
+
+    base = np.arange(40 * 4, dtype=np.float32).reshape(40, 1, 1, 4) / 160
+    labels = np.zeros(40, np.int32)
+    ds = data.Dataset("t", stream.Rows(base, np.arange(40)), labels, base[:5], labels[:5], 1, "x")
+    rest, held = validation.hold_out(ds, 0.25, seed=0)
+    assert stream.is_streamed(rest.train_images) and stream.is_streamed(held)
+    train_idx, val_idx = validation.split_indices(40, 0.25, seed=0)
+    np.testing.assert_array_equal(rest.train_images[np.arange(30)], base[train_idx])
+    np.testing.assert_array_equal(held[np.arange(10)], base[val_idx])

@@ -36,15 +36,31 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 def hold_out(ds: Any, fraction: float, seed: int) -> tuple[Any, np.ndarray | None]:
     """(ds with the validation examples removed from train, validation images or None).
 
-    `ds` is a jaxae.data.Dataset; with fraction 0 it comes back unchanged, with None.
+    `ds` is a jaxae.data.Dataset; with fraction 0 it comes back unchanged, with None. The
+    scaling of a table stays the one its source fitted on the whole training split.
     """
     if not fraction:
         return ds, None
     train, validation = split_indices(len(ds.train_images), fraction, seed)
     rest = dataclasses.replace(
-        ds, train_images=ds.train_images[train], train_labels=ds.train_labels[train]
+        ds, train_images=_take(ds.train_images, train), train_labels=ds.train_labels[train]
     )
-    return rest, ds.train_images[validation]
+    return rest, _take(ds.train_images, validation)
+
+
+def _take(images: Any, index: np.ndarray) -> Any:
+    """images[index], except that a streamed source stays a view that reads rows on demand."""
+    from jaxae.data import stream
+
+    if isinstance(images, stream.Rows):
+        return stream.Rows(
+            images.base,
+            images.index[index],
+            shape=images.shape[1:],
+            dtype=images.dtype,
+            transform=images.transform,
+        )
+    return images[index]
 
 
 @dataclasses.dataclass
