@@ -159,7 +159,7 @@ def load_for_config(config: Any, fitted_scaling: Any = None) -> Dataset:
     the analysis passes the run's stored `fitted_scaling` (jaxae.data.scaling.load(workdir)).
     """
     fields = config.dataset
-    return load_dataset(
+    ds = load_dataset(
         fields.name,
         max_train_examples=fields.max_train_examples,
         max_test_examples=fields.max_test_examples,
@@ -169,6 +169,21 @@ def load_for_config(config: Any, fitted_scaling: Any = None) -> Dataset:
         fitted_scaling=fitted_scaling,
         **{f: fields[f] for f in OPTIONS if f in fields},
     )
+    _check_model_takes(ds, config.model.get("name", ""))
+    return ds
+
+
+def _check_model_takes(ds: Dataset, model_name: str) -> None:
+    """Vectors [N, 1, 1, D] need a fully connected model; a conv model cannot pool a 1×1 map."""
+    from jaxae import models  # lazy: jax and flax; load_for_config runs where they are loaded
+
+    cls = models.MODELS.get(model_name)
+    if ds.kind == "vectors" and cls is not None and cls.__module__ != "jaxae.models.fc":
+        fc = ", ".join(n for n, c in models.MODELS.items() if c.__module__ == "jaxae.models.fc")
+        raise ImageShapeError(
+            f"dataset {ds.name} holds feature vectors (a table) and model {model_name!r} is "
+            f"convolutional; use a fully connected model: {fc} (e.g. --config configs/vanilla.py)"
+        )
 
 
 def _subset(ds: Dataset, max_train: int, max_test: int, exclude_class: int) -> Dataset:

@@ -43,6 +43,16 @@ BAD = {
         ["--config.dataset.name=csv:{table}", "--config.model.image_shape=(1,1,6)"],
         "column 'y' is not numeric",
     ),
+    "a conv model on a table": (
+        [
+            "--config.dataset.name=csv:{table}",
+            "--config.dataset.label_column=y",
+            "--config.dataset.anomaly_column=anomaly",
+            "--config.model.image_shape=(1,1,4)",
+            "CONFIG=conv_simple",
+        ],
+        "use a fully connected model: linear, vanilla",
+    ),
     "table at the wrong width": (
         ["--config.dataset.name=csv:{table}", "--config.dataset.label_column=y"],
         "--config.model.image_shape='(1, 1, 5)'",
@@ -60,7 +70,9 @@ def test_bad_own_data_is_one_error_line_and_exit_2(case, tmp_path, capsys):
     paths = {"pngs": tmp_path / "pngs", "mixed": tmp_path / "mixed", "table": _table(tmp_path)}
     overrides, needle = BAD[case]
     workdir = tmp_path / "run"
-    argv = ["--config", str(ROOT / "configs/vanilla.py"), "--workdir", str(workdir)]
+    name = next((o[7:] for o in overrides if o.startswith("CONFIG=")), "vanilla")
+    overrides = [o for o in overrides if not o.startswith("CONFIG=")]
+    argv = ["--config", str(ROOT / f"configs/{name}.py"), "--workdir", str(workdir)]
     argv += ["--config.num_steps=2", "--config.progress=False"]
     with pytest.raises(SystemExit) as info:
         _cli().main([*argv, *(o.format(**paths) for o in overrides)])
