@@ -74,13 +74,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.dataset.max_train_examples = 0  # 0 = all
     c.dataset.max_test_examples = 0  # 0 = all
     c.dataset.exclude_class = -1  # >= 0: drop this class from train (anomaly detection)
-    # Own data: name 'folder:DIR', 'array:FILE.npy|.npz', 'csv:FILE', 'sklearn:NAME', 'tfds:NAME'.
+    # Own data: name 'folder:DIR', 'array:FILE.npy|.npz', 'csv:FILE', 'parquet:FILE',
+    # 'sklearn:NAME' or 'tfds:NAME'.
     # A field the chosen source does not read must stay at its default (jaxae.data.load.FIELDS).
     c.dataset.test_path = ""  # a separate test file or folder; '' = split the one source
     c.dataset.test_fraction = 0.2  # of one source's rows held out as test (seeded by split_seed)
     c.dataset.split_seed = 0  # the train/test split's own seed: the same rows for every run seed
-    c.dataset.label_column = ""  # csv/sklearn: the column of class labels
-    c.dataset.anomaly_column = ""  # csv/sklearn: 0/1 column; 1 = anomaly, never trained on
+    c.dataset.label_column = ""  # tables: the column of class labels
+    c.dataset.anomaly_column = ""  # tables: 0/1 column; 1 = anomaly, never trained on
     c.dataset.scaling = "minmax"  # vectors: per-feature [0, 1] from train's range, or 'none'
     c.dataset.resize = False  # folder: resize images to model.image_shape instead of refusing
     c.dataset.stream = "auto"  # array .npy: memory-map from disk ('auto': when it would not fit)

@@ -20,12 +20,13 @@ LOADERS: dict[str, Callable[[LoadRequest], Dataset]] = {
     "folder": folder.load,
     "array": arrays.load,
     "csv": table.load_csv,
+    "parquet": table.load_parquet,
     "sklearn": table.load_sklearn,
     "tfds": tfds.load_any,
 }
 DATASETS: tuple[str, ...] = tuple(LOADERS)
 # The kinds whose name carries a path or TFDS name: `kind:path`.
-PATH_KINDS = ("folder", "array", "csv", "sklearn", "tfds")
+PATH_KINDS = ("folder", "array", "csv", "parquet", "sklearn", "tfds")
 _SPLIT = ("test_fraction", "split_seed")
 # The source-specific LoadRequest fields each source reads; setting any other is an error.
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -33,6 +34,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "folder": ("test_path", *_SPLIT, "resize"),
     "array": ("test_path", *_SPLIT, "scaling", "stream"),
     "csv": ("test_path", *_SPLIT, "label_column", "anomaly_column", "scaling"),
+    "parquet": ("test_path", *_SPLIT, "label_column", "anomaly_column", "scaling"),
     "sklearn": (*_SPLIT, "label_column", "anomaly_column", "scaling"),
     "tfds": ("data_dir", *_SPLIT),
 }
@@ -53,14 +55,14 @@ def parse_name(name: str) -> tuple[str, str]:
         return key, ""
     hint = ""
     if pathlib.Path(name).expanduser().exists():
-        guess = {".npy": "array", ".npz": "array", ".csv": "csv"}.get(
+        guess = {".npy": "array", ".npz": "array", ".csv": "csv", ".parquet": "parquet"}.get(
             pathlib.Path(name).suffix.lower()
         )
         hint = f"; for your own data write --config.dataset.name={guess or 'folder'}:{name}"
     elif key in PATH_KINDS:
         hint = f"; {key} needs its path: {key}:PATH"
     builtin = ", ".join(n for n in DATASETS if n not in PATH_KINDS)
-    own = "folder:DIR, array:FILE.npy|.npz, csv:FILE, sklearn:NAME, tfds:NAME"
+    own = "folder:DIR, array:FILE.npy|.npz, csv:FILE, parquet:FILE, sklearn:NAME, tfds:NAME"
     raise ValueError(f"unknown dataset {name!r}{hint}; valid names: {builtin}, {own}")
 
 
@@ -90,9 +92,9 @@ def load_dataset(
     (procedural, default 28x28x1 or `image_shape`) are generated from `seed`.
 
     Own data, `kind:path`: folder:DIR (jaxae.data.folder), array:FILE.npy|.npz
-    (jaxae.data.arrays), csv:FILE.csv and sklearn:NAME (jaxae.data.table), tfds:NAME
-    (jaxae.data.tfds.load_any); one source without a test part is split as jaxae.data.own
-    says. `options` are the LoadRequest fields data_dir, test_path, test_fraction, split_seed,
+    (jaxae.data.arrays), csv:FILE.csv, parquet:FILE.parquet and sklearn:NAME
+    (jaxae.data.table), tfds:NAME (jaxae.data.tfds.load_any); one source without a test part
+    is split as jaxae.data.own says. `options` are the LoadRequest fields data_dir, test_path, test_fraction, split_seed,
     label_column, anomaly_column, scaling, resize, stream; one that the source does not read
     (FIELDS) and that differs from its default raises UnusedFieldError. `fitted_scaling` (a
     run's stored jaxae.data.scaling.Scaling) is applied to vectors instead of fitting anew.

@@ -1,4 +1,5 @@
-"""`csv:PATH`, a CSV table with a header row, and `sklearn:NAME`, a table scikit-learn bundles.
+"""`csv:PATH`, a CSV table with a header row; `parquet:PATH`; `sklearn:NAME`, a table scikit-learn
+bundles.
 
 Every column is a numeric feature except dataset.label_column (integers, or strings that
 become classes in sorted order) and dataset.anomaly_column (0/1 or true/false: those rows are
@@ -41,6 +42,40 @@ def load_csv(request: LoadRequest) -> Dataset:
             )
     source = f"csv:{request.path}" + (f" + {request.test_path}" if request.test_path else "")
     return _finish(request, header, main, test, source)
+
+
+def load_parquet(request: LoadRequest) -> Dataset:
+    """The Dataset of the Parquet file request.path (and request.test_path), read by pyarrow
+    (which tensorflow-datasets already installs); its columns are treated as a CSV's."""
+    header, main = _read_parquet(request.path)
+    test = None
+    if request.test_path:
+        test_header, test = _read_parquet(request.test_path)
+        if test_header != header:
+            raise DataFileError(
+                f"{request.test_path} has columns {test_header} but {request.path} has "
+                f"{header}; give both files the same columns"
+            )
+    source = f"parquet:{request.path}" + (f" + {request.test_path}" if request.test_path else "")
+    return _finish(request, header, main, test, source)
+
+
+def _read_parquet(path_text: str) -> tuple[list[str], np.ndarray]:
+    """(column names, cells [N, columns] as str, nulls as '') of a Parquet file."""
+    path = pathlib.Path(path_text).expanduser()
+    if not path.is_file():
+        raise DatasetNotFoundError(f"parquet:{path_text}: no such file; give a .parquet file")
+    import pyarrow.parquet as pq  # lazy: only this source needs it
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises its own ArrowInvalid, OSError...
+        raise DataFileError(f"{path}: not a readable Parquet file ({e})") from None
+    columns = []
+    for column in table.columns:  # numpy's str() of a float round-trips exactly
+        values = np.asarray(column.to_pylist(), dtype=object)
+        columns.append(np.where(values == None, "", values).astype(str))  # noqa: E711
+    return list(table.column_names), np.stack(columns, axis=1)
 
 
 def load_sklearn(request: LoadRequest) -> Dataset:
@@ -137,18 +172,28 @@ def _numbers(column: np.ndarray, name: str, where: str) -> np.ndarray:
         values = column.astype(np.float64)
     except ValueError:
         line, cell = next((i, c) for i, c in enumerate(column) if not _is_number(c))
+        at = _at(where, line)
+        if not str(cell).strip():
+            raise DataFileError(
+                f"{where}: column {name!r} has an empty cell ({at}); fill it or drop that row"
+            ) from None
         raise DataFileError(
-            f"{where}: column {name!r} is not numeric (line {line + 2}: {str(cell)!r}); drop the "
-            f"column, encode it as numbers, or name it in --config.dataset.label_column"
+            f"{where}: column {name!r} is not numeric ({at}: {str(cell)!r}); drop the column, "
+            f"encode it as numbers, or name it in --config.dataset.label_column"
         ) from None
     bad = ~np.isfinite(values)
     if bad.any():
         line = int(np.flatnonzero(bad)[0])
         raise DataFileError(
-            f"{where}: column {name!r} has {int(bad.sum())} NaN/inf cells (first on line "
-            f"{line + 2}: {str(column[line])!r}); fill them or drop those rows"
+            f"{where}: column {name!r} has {int(bad.sum())} NaN/inf cells (first on "
+            f"{_at(where, line)}: {str(column[line])!r}); fill them or drop those rows"
         )
     return values
+
+
+def _at(where: str, i: int) -> str:
+    """Where data row i is: its line in a CSV file (the header is line 1), or its row number."""
+    return f"row {i}" if str(where).lower().endswith(".parquet") else f"line {i + 2}"
 
 
 def _is_number(cell: str) -> bool:
@@ -178,7 +223,7 @@ def _flags(column: np.ndarray, request: LoadRequest, where: str) -> np.ndarray:
         line = int(np.flatnonzero(~ok)[0])
         raise DataFileError(
             f"{where}: anomaly column {request.anomaly_column!r} must hold 0/1 or true/false "
-            f"(line {line + 2}: {str(column[line])!r}); recode it"
+            f"({_at(where, line)}: {str(column[line])!r}); recode it"
         )
     return np.isin(low, _TRUE)
 

@@ -222,7 +222,7 @@ def test_csv_with_label_and_anomaly_columns(tmp_path):
     "rows, options, message",
     [
         ([["1", "x"], ["2", "y"]], {}, r"column 'b' is not numeric \(line 2: 'x'\).*label_column"),
-        ([["1", "2"], ["", "3"]], {}, r"column 'a' is not numeric \(line 3: ''\)"),
+        ([["1", "2"], ["", "3"]], {}, r"column 'a' has an empty cell \(line 3\); fill it"),
         ([["1", "2"], ["nan", "3"]], {}, r"column 'a' has 1 NaN/inf cells \(first on line 3"),
         ([["1", "2"], ["3"]], {}, r"line 3 has 1 cells but the header has 2"),
         (
@@ -238,6 +238,25 @@ def test_bad_tables_are_one_line_errors(tmp_path, rows, options, message):
     with pytest.raises(data.DataFileError, match=message) as info:
         data.load_dataset(f"csv:{path}", **options)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_parquet_table_reads_like_csv(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {"a": [1.5, 2.25, 3.0, 4.0, 0.1], "b": [1, 2, 3, 4, 5], "y": list("uvuvu")}
+    pq.write_table(pa.table({**columns, "bad": [0, 0, 1, 0, 0]}), tmp_path / "t.parquet")
+    ds = data.load_dataset(
+        f"parquet:{tmp_path / 't.parquet'}", label_column="y", anomaly_column="bad"
+    )
+    assert ds.feature_names == ("a", "b") and ds.class_names == ("u", "v")
+    rows = ds.scaling.invert(np.concatenate([ds.train_images, ds.test_images]).reshape(-1, 2))
+    expected = np.array([columns["a"], columns["b"]]).T
+    assert sorted(map(tuple, rows.round(5))) == sorted(map(tuple, expected))
+    assert ds.test_anomaly.sum() == 1
+    pq.write_table(pa.table({"a": [1.0, None, 3.0]}), tmp_path / "null.parquet")
+    with pytest.raises(data.DataFileError, match=r"column 'a' has an empty cell \(row 1\)"):
+        data.load_dataset(f"parquet:{tmp_path / 'null.parquet'}")
 
 
 def test_sklearn_breast_cancer_table():
