@@ -92,12 +92,13 @@ def load_dataset(
     (procedural, default 28x28x1 or `image_shape`) are generated from `seed`.
 
     Own data, `kind:path`: folder:DIR (jaxae.data.folder), array:FILE.npy|.npz
-    (jaxae.data.arrays), csv:FILE.csv, parquet:FILE.parquet and sklearn:NAME
-    (jaxae.data.table), tfds:NAME (jaxae.data.tfds.load_any); one source without a test part
-    is split as jaxae.data.own says. `options` are the LoadRequest fields data_dir, test_path, test_fraction, split_seed,
-    label_column, anomaly_column, scaling, resize, stream; one that the source does not read
-    (FIELDS) and that differs from its default raises UnusedFieldError. `fitted_scaling` (a
-    run's stored jaxae.data.scaling.Scaling) is applied to vectors instead of fitting anew.
+    (jaxae.data.arrays), csv:FILE.csv, parquet:FILE.parquet and sklearn:NAME (jaxae.data.table),
+    tfds:NAME (jaxae.data.tfds.load_any); one source without a test part is split as
+    jaxae.data.own says. `options` are the LoadRequest fields data_dir, test_path,
+    test_fraction, split_seed, label_column, anomaly_column, scaling, resize, stream; one that
+    the source does not read (FIELDS) and that differs from its default raises UnusedFieldError.
+    `fitted_scaling` (a run's stored jaxae.data.scaling.Scaling) is applied to vectors instead
+    of fitting anew.
 
     Afterwards `exclude_class` >= 0 drops that class from train only (anomaly detection), and
     max_train_examples / max_test_examples > 0 keep the first N examples.
