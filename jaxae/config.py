@@ -20,7 +20,7 @@ PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 SCAN_MODES = ("auto", "on", "off")  # scan_epoch
 FAST_OPS_MODES = ("auto", "on", "off")  # fast_ops
 COMPUTE_DTYPES = ("float32", "bfloat16")  # compute_dtype (jaxae.models.COMPUTE_DTYPES)
-CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
+CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper", "blur", "downsample")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
 MAX_INT = 2**31 - 1  # sizes, steps and seeds beyond int32 overflow inside JAX
@@ -105,8 +105,8 @@ def default_config() -> ml_collections.ConfigDict:
 
     # Regularizers added to the objective (jaxae/objectives.py); every default is off.
     c.denoise = ml_collections.ConfigDict()
-    c.denoise.kind = "none"  # corrupt the training input: gaussian, masking or salt_pepper
-    c.denoise.sigma = 0.3  # gaussian noise std
+    c.denoise.kind = "none"  # gaussian, masking, salt_pepper, blur or downsample (×2)
+    c.denoise.sigma = 0.3  # gaussian noise std; blur: the kernel std in pixels
     c.denoise.p = 0.25  # fraction of pixels masked (masking) or set to 0/1 (salt_pepper)
 
     c.sparse = ml_collections.ConfigDict()

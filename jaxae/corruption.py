@@ -1,11 +1,19 @@
-"""Input corruptions of denoising autoencoders, drawn on the device from an explicit PRNG key."""
+"""Input corruptions of denoising autoencoders, drawn on the device from an explicit PRNG key.
+
+`blur` and `downsample` are deterministic degradations (image restoration as denoising): the
+model learns to deblur or to super-resolve ×2, scored against the clean image.
+"""
 
 from __future__ import annotations
 
+import math
+
+import dm_pix
 import jax
 import jax.numpy as jnp
 
-KINDS = ("none", "gaussian", "masking", "salt_pepper")
+KINDS = ("none", "gaussian", "masking", "salt_pepper", "blur", "downsample")
+FACTOR = 2  # the downsample kind's scale factor (×2 super-resolution)
 
 
 def gaussian(x: jax.Array, key: jax.Array, sigma: float) -> jax.Array:
@@ -26,6 +34,33 @@ def salt_pepper(x: jax.Array, key: jax.Array, p: float) -> jax.Array:
     return jnp.where(hit, salt, x)
 
 
+def blur(x: jax.Array, sigma: float) -> jax.Array:
+    """Gaussian blur of std `sigma` pixels (kernel 2·ceil(3σ)+1, zero padding): x [B, H, W, C]
+    -> same shape. σ = 0 returns x."""
+    if sigma <= 0:
+        return x
+    return dm_pix.gaussian_blur(x, sigma, kernel_size=2 * math.ceil(3 * sigma) + 1)
+
+
+def low_resolution(x: jax.Array, factor: int = FACTOR) -> jax.Array:
+    """Bicubic, antialiased downsampling: x [B, H, W, C] -> [B, H//factor, W//factor, C]."""
+    b, h, w, c = x.shape
+    small = jax.image.resize(x, (b, h // factor, w // factor, c), "cubic", antialias=True)
+    return jnp.clip(small, 0.0, 1.0)
+
+
+def downsample(x: jax.Array, factor: int = FACTOR) -> jax.Array:
+    """The low-resolution image shown at full size by pixel replication (nearest), so the model
+    sees exactly the low-resolution information: x [B, H, W, C] -> same shape."""
+    return jax.image.resize(low_resolution(x, factor), x.shape, "nearest")
+
+
+def bicubic_upsample(x: jax.Array, factor: int = FACTOR) -> jax.Array:
+    """The classical super-resolution baseline: bicubic upsampling of low_resolution(x), clipped
+    to [0, 1]: x [B, H, W, C] (the clean image) -> same shape."""
+    return jnp.clip(jax.image.resize(low_resolution(x, factor), x.shape, "cubic"), 0.0, 1.0)
+
+
 def corrupt(x: jax.Array, key: jax.Array, kind: str, *, sigma: float, p: float) -> jax.Array:
     """The corruption `kind` ('none' returns x): x [B, H, W, C] in [0, 1] -> same shape."""
     if kind == "none":
@@ -36,4 +71,8 @@ def corrupt(x: jax.Array, key: jax.Array, kind: str, *, sigma: float, p: float) 
         return masking(x, key, p)
     if kind == "salt_pepper":
         return salt_pepper(x, key, p)
+    if kind == "blur":  # sigma: the kernel's std in pixels
+        return blur(x, sigma)
+    if kind == "downsample":
+        return downsample(x)
     raise ValueError(f"corruption kind must be one of {', '.join(KINDS)}; got {kind!r}")

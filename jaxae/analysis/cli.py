@@ -21,6 +21,7 @@ from jaxae.analysis.load import load
 from jaxae.analysis.parameters import parameters, pca_angles
 from jaxae.analysis.reconstruction import reconstructions, test_metrics
 from jaxae.analysis.report import jsonable, write_report
+from jaxae.analysis.restoration import restoration
 from jaxae.analysis.tables import feature_errors
 from jaxae.analysis.vae import vae
 
@@ -29,6 +30,7 @@ ANALYSES: dict[str, Callable[[Context], dict]] = {
     "training_curves": training_curves,
     "test_metrics": test_metrics,
     "reconstructions": reconstructions,
+    "restoration": restoration,
     "latent_space": latent_space,
     "interpolation": interpolation,
     "vae": vae,
@@ -42,7 +44,14 @@ ANALYSES: dict[str, Callable[[Context], dict]] = {
 
 DEFAULT_LIMITS = Limits()
 # Analyses that draw or compare images; on vector (table) runs they skip with this reason.
-IMAGE_ONLY = ("reconstructions", "interpolation", "vae", "feature_maps", "parameters")
+IMAGE_ONLY = (
+    "reconstructions",
+    "restoration",
+    "interpolation",
+    "vae",
+    "feature_maps",
+    "parameters",
+)
 
 
 def parse_only(only: str | None) -> list[str]:
