@@ -16,6 +16,7 @@ from jaxae.analysis.context import Context, Limits, Skipped
 from jaxae.analysis.curves import training_curves
 from jaxae.analysis.downstream import anomaly, downstream
 from jaxae.analysis.features import feature_maps
+from jaxae.analysis.hashing import hashing
 from jaxae.analysis.latent import interpolation, latent_space
 from jaxae.analysis.load import load
 from jaxae.analysis.parameters import parameters, pca_angles
@@ -38,6 +39,7 @@ ANALYSES: dict[str, Callable[[Context], dict]] = {
     "anomaly": anomaly,
     "feature_errors": feature_errors,
     "downstream": downstream,
+    "hashing": hashing,
     "parameters": parameters,
     "pca_angles": pca_angles,
 }

@@ -10,6 +10,7 @@ import math
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jaxae.models.layers import (
     ACTIVATIONS,
@@ -17,6 +18,7 @@ from jaxae.models.layers import (
     ImageShape,
     Model,
     bias_init,
+    check_choice,
     check_images,
     dense,
     flatten,
@@ -26,6 +28,7 @@ from jaxae.models.layers import (
 )
 
 Array = jax.Array
+BINARY_CODES = ("none", "noise", "straight_through")  # Vanilla.binary_code
 
 
 class Linear(Model):
@@ -80,12 +83,25 @@ class Vanilla(Model):
     Layers enc_0..enc_n (enc_n, n = len(hidden), gives the code) and dec_0..dec_n (dec_n the
     logits). code_activation='sigmoid' gives a code in (0, 1) (sparse-KL and contractive AEs);
     with hidden=() the encoder is the single layer h = σ(x W + b) of Rifai et al. (2011).
+    binary_code pushes a sigmoid code to 0/1 (semantic hashing): 'noise' adds N(0, code_noise²)
+    to the code's pre-activation in training (Salakhutdinov & Hinton), 'straight_through'
+    rounds the code in training and evaluation with the sigmoid's gradient.
     """
 
     hidden: tuple[int, ...] = (256, 128)
     latent_dim: int = 64
     image_shape: ImageShape = (28, 28, 1)
     code_activation: str = "relu"
+    binary_code: str = "none"
+    code_noise: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_choice("Vanilla", "binary_code", self.binary_code, BINARY_CODES)
+        if self.binary_code != "none" and self.code_activation != "sigmoid":
+            raise ValueError(
+                f"Vanilla.binary_code={self.binary_code!r} needs code_activation='sigmoid'"
+            )
+        super().__post_init__()
 
     def code_layer_name(self) -> str:
         """The name of the layer that gives the code (its kernel [D_n, k] is params[name])."""
@@ -102,7 +118,13 @@ class Vanilla(Model):
         h = flatten(x)
         for layer in self.enc[:-1]:
             h = nn.relu(layer(h))
-        return ACTIVATIONS[self.code_activation](self.enc[-1](h))
+        a = self.enc[-1](h)
+        if self.binary_code == "noise" and train:  # large |a| is the only way past the noise
+            a = a + self.code_noise * jax.random.normal(self.make_rng("dropout"), a.shape)
+        z = ACTIVATIONS[self.code_activation](a)
+        if self.binary_code == "straight_through":
+            z = z + jax.lax.stop_gradient(jnp.round(z) - z)
+        return z
 
     @float32_out
     def decode(self, z: Array, *, train: bool = False) -> Array:  # z [B, k] → [B, H, W, C]
