@@ -208,9 +208,8 @@ def test_create_model_unknown_name():
 def test_create_model_unknown_field():
     with pytest.raises(ValueError, match=r"unknown field\(s\) skip for model 'vanilla'") as e:
         models.create_model("vanilla", skip=True)
-    assert "valid fields: hidden, latent_dim, image_shape, code_activation, init_scheme" in str(
-        e.value
-    )
+    fields = "hidden, latent_dim, image_shape, code_activation, binary_code, code_noise"
+    assert f"valid fields: {fields}, init_scheme" in str(e.value)
 
 
 @pytest.mark.parametrize(
