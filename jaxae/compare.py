@@ -152,6 +152,11 @@ def compare(
         result["arms"] = aggregate(entries, arms)
     if conclusion:
         result["conclusion"] = conclusion
+    return write(result, out)
+
+
+def write(result: dict, out: pathlib.Path) -> dict:
+    """Writes OUT/compare.json and OUT/report.html of `result`; returns it as written (JSON)."""
     result = jsonable(result)
     (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "report.html").write_text(render(result))
@@ -277,6 +282,13 @@ def render(result: dict) -> str:
         f"here on the first {result['test_examples']} test images; ELBO, NLL and images/s from "
         "each run's summary.json. Numbers in <a href='compare.json'>compare.json</a>.</p>",
     ]
+    if "study" in result:
+        st = result["study"]
+        holds = "holds" if st["claim_holds"] else f"FAILS: {st.get('claim_failure')}"
+        parts.append(
+            f"<p>{html.escape(st['doc'])}. Parameter counts: {html.escape(st['claim'])} "
+            f"({html.escape(holds)}).</p>"
+        )
     if "conclusion" in result:
         parts.append(f"<p class='c'>{html.escape(result['conclusion'])}</p>")
     if "arms" in result:
