@@ -29,6 +29,23 @@ MODES = ("frozen", "finetuned", "scratch", "pixels")
 HEADS = ("linear", "mlp")
 
 
+class FractionError(errors.UserError, ValueError):
+    """--fractions is not a comma list of numbers in (0, 1]."""
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """'0.01,0.1,1' → (0.01, 0.1, 1.0); anything else raises a one-line FractionError."""
+    try:
+        fractions = tuple(float(f) for f in text.split(","))
+    except ValueError:
+        fractions = ()
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise FractionError(
+            f"--fractions {text!r}: give label fractions in (0, 1], e.g. 0.01,0.1,1"
+        )
+    return fractions
+
+
 class Head(nn.Module):
     """features [B, K] → class logits [B, classes]: one Dense (linear) or Dense-ReLU-Dense."""
 
@@ -220,8 +237,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--fractions", default="0.01,0.1,1", help="label fractions, comma list")
     parser.add_argument("--max_test", type=int, default=10000, help="test images scored")
     args = parser.parse_args(argv)
-    fractions = tuple(float(f) for f in args.fractions.split(","))
     with errors.one_line_errors():
+        fractions = parse_fractions(args.fractions)
         finetune(args.workdir, fractions=fractions, steps=args.steps, max_test=args.max_test)
     print(f"wrote {pathlib.Path(args.workdir) / 'analysis' / 'finetune.html'}")
 

@@ -58,3 +58,10 @@ def test_label_subsets_keep_every_class_possible():
     assert len(finetune.label_subset(y, 0.01, 0)) == 10
     assert len(finetune.label_subset(y, 0.1, 0)) == 100
     np.testing.assert_array_equal(finetune.label_subset(y, 1.0, 0), np.arange(1000))
+
+
+def test_bad_fractions_are_one_line():
+    assert finetune.parse_fractions("0.01,1") == (0.01, 1.0)
+    for bad in ("0", "x", "0.5,2", ""):
+        with pytest.raises(finetune.FractionError, match="in \\(0, 1\\]"):
+            finetune.parse_fractions(bad)
