@@ -44,7 +44,8 @@ def retrieval(
     ap = []
     for start in range(0, len(query), chunk):
         dist = hamming(query[start : start + chunk], db)  # [q, N]
-        order = np.argsort(dist, axis=1, kind="stable")
+        small = np.uint8 if query.shape[1] < 256 else np.uint16  # numpy radix-sorts these
+        order = np.argsort(dist.astype(small), axis=1, kind="stable")
         rel = db_labels[order] == np.asarray(query_labels)[start : start + chunk, None]  # [q, N]
         for k in ks:
             hits_at[k].append(rel[:, :k].mean(axis=1))
