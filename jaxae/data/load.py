@@ -216,6 +216,4 @@ def _subset(ds: Dataset, max_train: int, max_test: int, exclude_class: int) -> D
     )
 
 
-def _rows(x: Any, key: Any) -> Any:
-    """x[key], keeping a streaming view a view (nothing read from disk)."""
-    return x.subset(key) if isinstance(x, stream.Rows) else x[key]
+_rows = stream.take

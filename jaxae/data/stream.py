@@ -70,6 +70,11 @@ class Rows:
         return out if dtype is None else out.astype(dtype)
 
 
+def take(x: Any, key: Any) -> Any:
+    """x[key] for a Dataset array, keeping a streaming view a view (nothing read from disk)."""
+    return x.subset(key) if isinstance(x, Rows) else x[key]
+
+
 def is_streamed(array: Any) -> bool:
     """Whether a Dataset array reads from disk (training must then feed it from the host)."""
     return isinstance(array, Rows | np.memmap)
