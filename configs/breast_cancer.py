@@ -8,7 +8,7 @@ Model: vanilla 30→16→4→16→30 (ReLU, sigmoid output), Flax's init (init_s
 Run:    python train.py --config configs/breast_cancer.py --workdir runs/breast_cancer
         python -m jaxae.analyze --workdir runs/breast_cancer   # anomaly ROC-AUC, per-feature errors
 Compare: python benchmarks/anomaly.py (beside IsolationForest and PCA; benchmarks/README.md).
-The same table as a CSV: python -m jaxae.data.table breast_cancer breast_cancer.csv, then
+The same table as a CSV: python -m jaxae.data.sklearn_csv breast_cancer breast_cancer.csv, then
 --config.dataset.name=csv:breast_cancer.csv --config.dataset.label_column=target.
 """
 

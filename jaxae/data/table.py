@@ -11,7 +11,7 @@ non-numeric or empty cell is a one-line error naming the column and the line.
 sklearn:NAME is sklearn.datasets.load_NAME() (offline) as the same table: its feature columns
 and `target`, the label column unless dataset.label_column names another; breast_cancer's target
 is recoded 1 = malignant, 0 = benign, so it also serves as dataset.anomaly_column.
-`python -m jaxae.data.table breast_cancer out.csv` writes such a table as a CSV file.
+`python -m jaxae.data.sklearn_csv breast_cancer out.csv` writes such a table as a CSV file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import pathlib
-import sys
 
 import numpy as np
 
@@ -226,19 +225,3 @@ def _flags(column: np.ndarray, request: LoadRequest, where: str) -> np.ndarray:
             f"({_at(where, line)}: {str(column[line])!r}); recode it"
         )
     return np.isin(low, _TRUE)
-
-
-def main(argv: list[str]) -> None:
-    """`python -m jaxae.data.table NAME OUT.csv`: writes scikit-learn's table NAME as CSV."""
-    if len(argv) != 2:
-        sys.exit("usage: python -m jaxae.data.table NAME OUT.csv   (e.g. breast_cancer)")
-    header, cells = sklearn_table(argv[0])
-    with open(argv[1], "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(cells.tolist())
-    print(f"wrote {len(cells)} rows × {len(header)} columns to {argv[1]}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -259,11 +259,19 @@ def test_parquet_table_reads_like_csv(tmp_path):
         data.load_dataset(f"parquet:{tmp_path / 'null.parquet'}")
 
 
-def test_sklearn_breast_cancer_table():
+def test_sklearn_breast_cancer_table_and_its_csv_export(tmp_path):
+    from jaxae.data import sklearn_csv
+
     ds = data.load_dataset("sklearn:breast_cancer", anomaly_column="target")
     assert ds.image_shape == (1, 1, 30) and "target" not in ds.feature_names
     assert ds.test_anomaly.sum() == 212 and (ds.train_labels == 0).all()  # trained on benign only
     assert len(ds.train_images) == 357 - round(0.2 * 357)
+    sklearn_csv.main(["breast_cancer", str(tmp_path / "bc.csv")])
+    from_csv = data.load_dataset(
+        f"csv:{tmp_path / 'bc.csv'}", label_column="target", anomaly_column="target"
+    )
+    np.testing.assert_array_equal(from_csv.train_images, ds.train_images)
+    np.testing.assert_array_equal(from_csv.test_anomaly, ds.test_anomaly)
 
 
 # ----------------------------------------------------------------------------- TFDS
