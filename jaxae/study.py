@@ -235,6 +235,14 @@ def conclusion(name: str, result: dict) -> str:
         f"Lowest test MSE: {best} {_pm(arms[best]['mse'])}, then {nxt} {_pm(arms[nxt]['mse'])} "
         f"({seeds} seeds each, {int(arms[best]['steps'][0])} steps): a gap of {gap:.2g}, {verdict}."
     )
+    if name == "depth_vs_width":
+        text += " At matched parameter counts: " + _versus(
+            arms, f"wide_{WIDE_MATCHED}", "deep_256_128_64"
+        )
+    if name == "stride_vs_pool":
+        text += " Per family: " + "; ".join(
+            _versus(arms, f"{m}_strided", f"{m}_maxpool") for m in ("conv_simple", "conv_deep")
+        )
     if name == "skips":
         s, n = arms["unet_skips"], arms["no_skips"]
         ratio = s["zeroed_code_mse"][0] / s["mse"][0]
@@ -253,6 +261,18 @@ def conclusion(name: str, result: dict) -> str:
             f"{t['checkerboard_energy_of_originals'][0]:.2e}."
         )
     return text
+
+
+def _versus(arms: dict, a: str, b: str) -> str:
+    """'a m ± s vs b m ± s: WINNER lower by g, k× the larger seed std' on test MSE."""
+    (ma, sa), (mb, sb) = arms[a]["mse"], arms[b]["mse"]
+    winner, gap, spread = (a if ma < mb else b), abs(ma - mb), max(sa, sb)
+    times = f"{gap / spread:.1f}× the larger seed std" if spread > 0 else "no seed spread"
+    return (
+        f"{a} ({int(arms[a]['params'][0]):,} params) {_pm(arms[a]['mse'])} vs {b} "
+        f"({int(arms[b]['params'][0]):,}) {_pm(arms[b]['mse'])}: {winner} lower by {gap:.2g}, "
+        f"{times}."
+    )
 
 
 def _pm(stat: list[float], fmt: str = ".4g") -> str:

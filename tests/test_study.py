@@ -80,3 +80,19 @@ def test_a_tiny_study_reports_mean_and_std_with_its_conclusion(tmp_path):
     assert "Lowest test MSE" in out["conclusion"] and "code zeroed" in out["conclusion"]
     assert out["study"]["params"] == {"no_skips": 83_905, "unet_skips": 95_425}
     assert out["conclusion"] in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_the_conclusion_names_the_arm_with_the_lower_mean():
+    def arm(mean, std, params):
+        return {"mse": [mean, std], "params": [params, 0.0], "steps": [300, 0.0]}
+
+    result = {
+        "arms": {
+            "deep_256_128_64": arm(0.02, 0.001, 489_136),
+            "wide_299": arm(0.017, 0.002, 489_382),
+        },
+        "study": {"seeds": [0, 1]},
+    }
+    text = study.conclusion("depth_vs_width", result)
+    assert text.startswith("Lowest test MSE: wide_299 0.017 ± 0.002, then deep_256_128_64")
+    assert "wide_299 lower by 0.003, 1.5× the larger seed std" in text
