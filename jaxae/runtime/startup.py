@@ -81,8 +81,10 @@ class Timeline:
 
     def __init__(self) -> None:
         self.offset = process_seconds() - time.perf_counter()
-        self.marks: list[tuple[str, float, int, int]] = []  # label, seconds, compiled, cached
+        # label, seconds, compilations made, loaded from cache, seconds spent loading them
+        self.marks: list[tuple[str, float, int, int, float]] = []
         self.compiled = self.cached = 0
+        self.loading = 0.0
         import jax
 
         def on_event(event: str, **_: Any) -> None:
@@ -91,7 +93,12 @@ class Timeline:
             elif event == "/jax/compilation_cache/cache_hits":
                 self.cached += 1
 
+        def on_duration(event: str, seconds: float, **_: Any) -> None:
+            if event == "/jax/compilation_cache/cache_retrieval_time_sec":
+                self.loading += seconds
+
         jax.monitoring.register_event_listener(on_event)
+        jax.monitoring.register_event_duration_secs_listener(on_duration)
 
     def mark(self, label: str, wait: Any = None) -> None:
         if any(label == m[0] for m in self.marks):
@@ -101,18 +108,20 @@ class Timeline:
 
             jax.block_until_ready(wait)
         now = self.offset + time.perf_counter()
-        self.marks.append((label, now, self.compiled - self.cached, self.cached))
+        self.marks.append((label, now, self.compiled - self.cached, self.cached, self.loading))
 
     def report(self) -> str:
-        """One line per phase: its seconds, then XLA compilations made and loaded from cache."""
+        """One line per phase: its seconds, then XLA compilations made and loaded from the
+        persistent cache (with the seconds the loading took)."""
         lines = ["start-up profile (seconds since the process started):"]
-        before, compiled, cached = 0.0, 0, 0
-        for label, at, n_compiled, n_cached in self.marks:
+        before, compiled, cached, loading = 0.0, 0, 0, 0.0
+        for label, at, n_compiled, n_cached, n_loading in self.marks:
             lines.append(
                 f"  {at:7.2f}  +{at - before:6.2f}  {label} "
-                f"[{n_compiled - compiled} compiled, {n_cached - cached} from cache]"
+                f"[{n_compiled - compiled} compiled, {n_cached - cached} from cache"
+                + (f" in {n_loading - loading:.2f} s]" if n_cached > cached else "]")
             )
-            before, compiled, cached = at, n_compiled, n_cached
+            before, compiled, cached, loading = at, n_compiled, n_cached, n_loading
         return "\n".join(lines)
 
 
