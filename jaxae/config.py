@@ -23,6 +23,7 @@ COMPUTE_DTYPES = ("float32", "bfloat16")  # compute_dtype (jaxae.models.COMPUTE_
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper", "blur", "downsample")
 CONTRACTIVE_METHODS = ("exact", "hutchinson", "closed_form")
 BINARIZATIONS = ("none", "static", "dynamic")
+CODEC_QUANTIZATIONS = ("noise", "ste")
 MAX_INT = 2**31 - 1  # sizes, steps and seeds beyond int32 overflow inside JAX
 
 
@@ -128,6 +129,11 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.vq = ml_collections.ConfigDict()  # vector-quantized models (conv_vq) only
     c.vq.commitment = 0.25  # beta of the commitment loss beta ||z_e - sg(e)||^2
+
+    # The learned codec (model 'codec'): loss = bpp + lmbda * MSE on the 0..255 scale.
+    c.codec = ml_collections.ConfigDict()
+    c.codec.lmbda = 0.01
+    c.codec.quantization = "noise"  # training: uniform noise, or 'ste' (rounding, identity grad)
 
     c.pretrain = ml_collections.ConfigDict()
     c.pretrain.steps_per_layer = 0  # greedy layer-wise pretraining (hinton model); 0 = off
@@ -263,6 +269,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _positive(config, "vae.gaussian_sigma")
     _validate_regularizers(config)
     _validate_selection(config)
+    _validate_codec(config)
     if config.num_steps == 0 and config.num_epochs == 0:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     _choice(config.optimizer, "optimizer", OPTIMIZERS)
@@ -372,6 +379,18 @@ def _validate_regularizers(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"greedy layer-wise pretraining needs the stacked 'hinton' model, not {name!r}; set "
             f"--config.pretrain.steps_per_layer=0"
+        )
+
+
+def _validate_codec(config: ml_collections.ConfigDict) -> None:
+    """codec.* fields: valid values, and set only for the 'codec' model that uses them."""
+    _positive(config, "codec.lmbda")
+    _choice(config.codec.quantization, "codec.quantization", CODEC_QUANTIZATIONS)
+    defaults = default_config().codec
+    if config.model.get("name") != "codec" and dict(config.codec) != dict(defaults):
+        raise ConfigError(
+            "codec.lmbda and codec.quantization act on the learned codec only; use "
+            "--config.model.name=codec or leave the codec fields at their defaults"
         )
 
 

@@ -46,7 +46,12 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     weight · (1 − SSIM) of the reconstruction against the target, logged as `ssim_loss` and
     `ms_ssim_loss` (the eval metric `ssim` stays the SSIM itself).
     Every term is returned per example so the step can log it and evaluation can sum it.
+    The learned codec has its own objective (rate + λ · distortion, jaxae/codec/objective.py).
     """
+    if isinstance(model, models.Codec):
+        from jaxae.codec import objective as codec_objective
+
+        return codec_objective.make_objective(config, model)
     is_vae = models.is_vae(model)
     is_vq = models.is_vq(model) and model.quantized
     commitment = float(config.vq.commitment)

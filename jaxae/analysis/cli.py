@@ -20,6 +20,7 @@ from jaxae.analysis.hashing import hashing
 from jaxae.analysis.latent import interpolation, latent_space
 from jaxae.analysis.load import load
 from jaxae.analysis.parameters import parameters, pca_angles
+from jaxae.analysis.rate_distortion import rate_distortion
 from jaxae.analysis.reconstruction import reconstructions, test_metrics
 from jaxae.analysis.report import jsonable, write_report
 from jaxae.analysis.restoration import restoration
@@ -42,6 +43,7 @@ ANALYSES: dict[str, Callable[[Context], dict]] = {
     "hashing": hashing,
     "parameters": parameters,
     "pca_angles": pca_angles,
+    "rate_distortion": rate_distortion,
 }
 
 DEFAULT_LIMITS = Limits()

@@ -14,6 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
+from jaxae.models.codec import Codec
 from jaxae.models.conv import ConvDeep, ConvFlat, ConvKeras, ConvSimple, ConvVAE
 from jaxae.models.fc import VAE, DeepFC, Hinton, Linear, Vanilla
 from jaxae.models.layers import (
@@ -45,6 +46,7 @@ __all__ = [
     "RESIZE_METHODS",
     "UPSAMPLE_MODES",
     "VAE",
+    "Codec",
     "ConvDeep",
     "ConvFlat",
     "ConvKeras",
@@ -79,6 +81,7 @@ MODELS: dict[str, type[Model]] = {
     "vae": VAE,
     "conv_vae": ConvVAE,
     "vqvae": ConvVQ,
+    "codec": Codec,
 }
 
 # Constructor fields that are no model config values: Flax's own, the ops bundle (create_model's

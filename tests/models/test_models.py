@@ -194,6 +194,7 @@ def test_models_table_and_is_vae():
         "vae",
         "conv_vae",
         "vqvae",
+        "codec",
     ]
     vaes = {name for name, cls in models.MODELS.items() if models.is_vae(cls())}
     assert vaes == {"vae", "conv_vae"}
