@@ -386,12 +386,37 @@ def _validate_codec(config: ml_collections.ConfigDict) -> None:
     """codec.* fields: valid values, and set only for the 'codec' model that uses them."""
     _positive(config, "codec.lmbda")
     _choice(config.codec.quantization, "codec.quantization", CODEC_QUANTIZATIONS)
-    defaults = default_config().codec
-    if config.model.get("name") != "codec" and dict(config.codec) != dict(defaults):
+    defaults = default_config()
+    if config.model.get("name") != "codec":
+        if dict(config.codec) != dict(defaults.codec):
+            raise ConfigError(
+                "codec.lmbda and codec.quantization act on the learned codec only; use "
+                "--config.model.name=codec or leave the codec fields at their defaults"
+            )
+        return
+    # the codec's objective is rate + lmbda * MSE alone: fields of other objectives would be
+    # silently ignored, so they are refused
+    unused = [
+        path
+        for path in ("loss", "denoise.kind", "sparse.l1", "sparse.kl_beta", "contractive.weight")
+        + tuple(f"perceptual.{k}" for k in defaults.get("perceptual", {}))
+        if _get(config, path) != _get(defaults, path)
+    ]
+    if unused:
         raise ConfigError(
-            "codec.lmbda and codec.quantization act on the learned codec only; use "
-            "--config.model.name=codec or leave the codec fields at their defaults"
+            f"the learned codec trains on bpp + codec.lmbda * MSE only; reset {', '.join(unused)}"
         )
+    if config.get("compute_dtype", "float32") != "float32":
+        raise ConfigError(
+            "the learned codec computes in float32 (its coder tables and decoder must be "
+            "reproducible); set --config.compute_dtype=float32"
+        )
+
+
+def _get(config: ml_collections.ConfigDict, path: str) -> Any:
+    for part in path.split("."):
+        config = config[part]
+    return config
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

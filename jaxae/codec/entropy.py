@@ -20,6 +20,11 @@ import jax.numpy as jnp
 LIKELIHOOD_BOUND = 1e-9  # keeps -log2 P finite for latents far outside the learned density
 
 
+def softplus(x: jax.Array) -> jax.Array:
+    """log(1 + e^x), stable, written out (jax.nn.softplus carries a custom JVP rule)."""
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
 class FactorizedDensity(nn.Module):
     """Learned per-channel bin probabilities of latents y [B, h, w, C].
 
@@ -56,7 +61,7 @@ class FactorizedDensity(nn.Module):
         """f_c(v): v [C, N] -> [C, N], monotone increasing in v for every channel."""
         h = v[:, None, :]  # [C, 1, N]
         for i, (m, b) in enumerate(zip(self.matrices, self.biases, strict=True)):
-            h = jnp.einsum("cij,cjn->cin", jax.nn.softplus(m), h) + b
+            h = jnp.einsum("cij,cjn->cin", softplus(m), h) + b
             if i < len(self.factors):
                 h = h + jnp.tanh(self.factors[i]) * jnp.tanh(h)
         return h[:, 0, :]

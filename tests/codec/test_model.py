@@ -96,6 +96,10 @@ def test_codec_fields_on_another_model_are_refused():
     with pytest.raises(config_lib.ConfigError, match="learned codec only"):
         config_lib.validate(config)
     config = tiny_config("codec")
+    config.sparse.l1 = 0.1
+    with pytest.raises(config_lib.ConfigError, match="reset sparse.l1"):
+        config_lib.validate(config)
+    config = tiny_config("codec")
     config.codec.quantization = "round"
     with pytest.raises(config_lib.ConfigError, match="codec.quantization"):
         config_lib.validate(config)
