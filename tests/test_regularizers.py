@@ -337,7 +337,7 @@ def test_pretrain_run_logs_each_layer_and_does_not_rerun_on_resume(tmp_path):
             "one sigmoid",
         ),
         ("vanilla", {"pretrain.steps_per_layer": 5}, "needs the stacked 'hinton' model"),
-        ("vanilla", {"denoise.kind": "blur"}, "denoise.kind"),
+        ("vanilla", {"denoise.kind": "jpeg"}, "denoise.kind"),
         ("vanilla", {"denoise.p": 1.5}, "'denoise.p' must be in"),
         ("sparse_kl", {"sparse.rho": 1.0}, "'sparse.rho' must be in"),
         ("vae", {"vae.binarize": "otsu"}, "vae.binarize"),
