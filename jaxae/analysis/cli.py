@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from jaxae import config as config_lib
 from jaxae import data, errors
-from jaxae.analysis import files
+from jaxae.analysis import files, table
 from jaxae.analysis.context import Context, Limits, Skipped
 from jaxae.analysis.curves import training_curves
 from jaxae.analysis.downstream import anomaly, downstream
@@ -101,6 +101,7 @@ def analyze(
             "step": run.step,
             "model": run.config.model.name,
             "dataset": run.config.dataset.name,
+            "code": table.code_size(run),
             "analyses": {n: results[n] for n in ANALYSES if n in results},
         }
         result = jsonable(result)

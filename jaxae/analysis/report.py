@@ -75,6 +75,7 @@ def _head(run: Run, out: dict) -> list[str]:
         f"{html.escape(run.workdir.name)}</h1>",
         f"<p>Workdir <code>{html.escape(out['workdir'])}</code>, checkpoint step {out['step']}. "
         "Every number is also in <a href='analysis.json'>analysis.json</a>.</p>",
+        _code_line(out.get("code")),
         "<nav>"
         + "".join(f"<a href='#{n}'>{n}</a>" for n in ["summary", "config", *out["analyses"]])
         + "</nav>",
@@ -84,6 +85,18 @@ def _head(run: Run, out: dict) -> list[str]:
         + html.escape(config_lib.to_json(run.config))
         + "</pre></details>",
     ]
+
+
+def _code_line(code: dict | None) -> str:
+    """'Code: 3×3×64 = 576 numbers for 28×28×1 = 784 inputs: 1.36× compression'."""
+    if not code:
+        return ""
+    image = "×".join(map(str, code["input_shape"]))
+    return (
+        f"<p class='code'><b>Code: {html.escape(code['code_text'])} numbers</b> for "
+        f"{image} = {code['input_numbers']} input numbers: <b>{code['compression']:.2f}× "
+        f"compression</b> (input numbers per code number).</p>"
+    )
 
 
 def _section(name: str, entry: dict, doc: str) -> list[str]:

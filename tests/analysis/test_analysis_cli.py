@@ -81,8 +81,9 @@ def test_numbers_are_consistent(analyzed):
     assert a["parameters"]["code_size"] == 128 == a["downstream"]["code_size"]
     # 64 synthetic training images minus the held-out class cap the PCA baseline's size
     n_train = a["downstream"]["train_examples"]
-    assert n_train < 64 and a["downstream"]["PCA"]["dim"] == n_train
-    for kind in ("codes", "raw pixels", "PCA"):
+    assert n_train < 64 and a["downstream"]["pca_components"] == [n_train, 16]
+    assert a["downstream"][f"PCA-{n_train}"]["dim"] == n_train
+    for kind in ("codes", "raw pixels", f"PCA-{n_train}", "PCA-16"):
         assert 0 <= a["downstream"][kind]["linear_probe_accuracy"] <= 1
     vae = a["vae"]
     assert vae["nll_nats"] <= -vae["elbo_nats"] + 1e-3  # log mean w >= mean log w (Jensen)
