@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 
@@ -39,6 +38,8 @@ def blur(x: jax.Array, sigma: float) -> jax.Array:
     -> same shape. σ = 0 returns x."""
     if sigma <= 0:
         return x
+    import dm_pix  # here: its import takes 0.2-1.7 s and most runs never blur
+
     return dm_pix.gaussian_blur(x, sigma, kernel_size=2 * math.ceil(3 * sigma) + 1)
 
 

@@ -8,7 +8,6 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,7 +107,7 @@ def image_metrics(logits: jax.Array, x: jax.Array, filter_size: int) -> dict[str
         "mse": losses.mse(logits, x),
         "bce": bce,
         "psnr": losses.psnr(recon, x),
-        "ssim": dm_pix.ssim(recon, x, filter_size=filter_size),
+        "ssim": _ssim(recon, x, filter_size=filter_size),
     }
 
 
@@ -123,3 +122,10 @@ def one_per_class(labels: np.ndarray, n: int) -> np.ndarray:
         rest = [i for i in range(len(labels)) if i not in set(idx.tolist())]
         idx = np.concatenate([idx, rest[: n - len(idx)]]).astype(int)
     return idx
+
+
+def _ssim(recon, x, *, filter_size):
+    """dm-pix's SSIM, imported on first use so that `jaxae.load` starts without it."""
+    import dm_pix
+
+    return dm_pix.ssim(recon, x, filter_size=filter_size)

@@ -56,7 +56,7 @@ def test_importing_the_training_code_never_imports_torch(tmp_path):
         "import sys, jaxae.train, jaxae.analysis.load\n"
         "bad = [m for m in ('torch', 'matplotlib', 'sklearn', 'dm_pix') if m in sys.modules]\n"
         "assert not bad, bad\n"
-        "from jaxae.runtime.metrics import SummaryWriter\n"
+        "from jaxae.runtime.metrics import EventsWriter, MetricWriter\n"
         "print('ok')\n"
     )
     result = _python(code, path=[str(tmp_path)])
