@@ -30,32 +30,27 @@ _TRUE, _FALSE = ("1", "true", "yes", "1.0"), ("0", "false", "no", "0.0")
 
 def load_csv(request: LoadRequest) -> Dataset:
     """The Dataset of the CSV file request.path (and request.test_path)."""
-    header, main = _read_csv(request.path)
-    test = None
-    if request.test_path:
-        test_header, test = _read_csv(request.test_path)
-        if test_header != header:
-            raise DataFileError(
-                f"{request.test_path} has columns {test_header} but {request.path} has "
-                f"{header}; give both files the same header"
-            )
-    source = f"csv:{request.path}" + (f" + {request.test_path}" if request.test_path else "")
-    return _finish(request, header, main, test, source)
+    return _load(request, "csv", _read_csv)
 
 
 def load_parquet(request: LoadRequest) -> Dataset:
     """The Dataset of the Parquet file request.path (and request.test_path), read by pyarrow
     (which tensorflow-datasets already installs); its columns are treated as a CSV's."""
-    header, main = _read_parquet(request.path)
+    return _load(request, "parquet", _read_parquet)
+
+
+def _load(request: LoadRequest, kind: str, read) -> Dataset:
+    """One table source: `read(path) -> (header, rows)` on the main and the optional test file."""
+    header, main = read(request.path)
     test = None
     if request.test_path:
-        test_header, test = _read_parquet(request.test_path)
+        test_header, test = read(request.test_path)
         if test_header != header:
             raise DataFileError(
                 f"{request.test_path} has columns {test_header} but {request.path} has "
                 f"{header}; give both files the same columns"
             )
-    source = f"parquet:{request.path}" + (f" + {request.test_path}" if request.test_path else "")
+    source = f"{kind}:{request.path}" + (f" + {request.test_path}" if request.test_path else "")
     return _finish(request, header, main, test, source)
 
 
