@@ -81,12 +81,18 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
         loop = Loop(job, mngr, feeder, log, writer, console, selection, stop)
         state, last_eval = loop.run(state, start_step)
         startup.mark("last step", wait=state)
+        console.close()
+        # test is scored while the final checkpoint is still being written in the background;
+        # summary.json is written only once that checkpoint is sealed
+        summary = job.summary(state, mngr, selection, last_eval, log.images_per_second)
+        startup.mark("final evaluation, NLL and summary")
+        checkpoint.finish(mngr)
+        job.write_summary(summary)
+        startup.mark("rest of the final checkpoint's write")
     finally:
         console.close()
         checkpoint.finish(mngr)
         writer.close()
-    summary = job.summary(state, mngr, selection, last_eval, log.images_per_second)
-    startup.mark("final evaluation, NLL and summary")
     console.final(summary, workdir, job.selection_note(selection))
     mngr.close()
     return summary

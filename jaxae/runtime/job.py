@@ -250,8 +250,8 @@ class Job:
 
     def summary(self, state, mngr, selection: Selection, last_eval: dict | None, img_s):
         """Test metrics of the latest state (top level, and `test_latest`) and, with a
-        validation split, of the best checkpoint by validation loss (`test_best`); written
-        atomically to summary.json. Test is scored here only, unless there is no validation."""
+        validation split, of the best checkpoint by validation loss (`test_best`), for
+        `write_summary`. Test is scored here only, unless there is no validation."""
         config, path = self.config, self.workdir / "summary.json"
         if self.validating or last_eval is None:
             test_latest = self.evaluate(state, "test")
@@ -287,11 +287,15 @@ class Job:
         }
         if self.validating:
             summary.update(self._best_summary(state, mngr, selection, last_eval, test_latest))
+        return summary
+
+    def write_summary(self, summary: dict) -> None:
+        """Writes `summary` to the workdir's summary.json atomically (the chief only)."""
         if self.is_chief:
+            path = self.workdir / "summary.json"
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
             tmp.replace(path)
-        return summary
 
     def _best_summary(self, state, mngr, selection: Selection, last_eval, test_latest) -> dict:
         """best_step, its validation metrics, its test metrics, and the early stop (if any)."""
@@ -302,6 +306,7 @@ class Job:
         if best is None or best == step:
             test_best = {k: v for k, v in test_latest.items() if k != "nll"}
         elif best in mngr.all_steps():
+            checkpoint.finish(mngr)  # the final save may still be running: no restore beside it
             best_state, _ = checkpoint.restore(mngr, best, self.abstract_state)
             test_best = self.evaluate(best_state, "test")
         else:  # moved aside as damaged: say so rather than score another step under its name

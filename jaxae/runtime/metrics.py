@@ -13,9 +13,9 @@ import time
 import uuid
 from typing import Any
 
-from jaxae.runtime.startup import import_without_torch
+from jaxae.runtime.startup import import_without
 
-import_without_torch("tensorboardX")  # its __init__ imports torch when installed (2 s)
+import_without("tensorboardX")  # without torch and boto3, which it imports when installed
 from tensorboardX.event_file_writer import EventsWriter  # noqa: E402
 from tensorboardX.proto import event_pb2, summary_pb2  # noqa: E402
 

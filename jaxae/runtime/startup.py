@@ -19,8 +19,6 @@ import sys
 import time
 from typing import Any
 
-_MISSING = object()
-
 
 def cache_root() -> pathlib.Path:
     """$JAXAE_CACHE_DIR, else ~/.cache/jaxae (jaxae.data.cache's rule, without importing it)."""
@@ -44,23 +42,25 @@ def enable_compilation_cache(directory: str | pathlib.Path | None = None) -> pat
     return path
 
 
-def import_without_torch(module: str) -> Any:
-    """`importlib.import_module(module)` with `import torch` failing inside it, unless torch is
-    already loaded.
+# optional packages tensorboardX imports at import time that jaxae never hands it: torch (2 s,
+# only to accept torch tensors; jaxae passes Python floats) and boto3 (0.15 s, for s3:// logdirs;
+# a workdir is a local path)
+UNUSED_BY_TENSORBOARDX = ("torch", "boto3")
 
-    tensorboardX imports torch (2 s) at import time, only so that it can accept torch tensors;
-    jaxae hands it Python floats. Afterwards torch imports normally again.
-    """
+
+def import_without(module: str, unused: tuple[str, ...] = UNUSED_BY_TENSORBOARDX) -> Any:
+    """`importlib.import_module(module)` with `import NAME` failing inside it for each NAME in
+    `unused` that is not already loaded; afterwards they import normally again."""
     import importlib
 
-    saved = sys.modules.get("torch", _MISSING)
-    if saved is _MISSING:
-        sys.modules["torch"] = None  # a None entry makes `import torch` raise ImportError
+    blocked = [name for name in unused if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # a None entry makes `import NAME` raise ImportError
     try:
         return importlib.import_module(module)
     finally:
-        if saved is _MISSING:
-            sys.modules.pop("torch", None)
+        for name in blocked:
+            sys.modules.pop(name, None)
 
 
 def process_seconds() -> float:

@@ -48,13 +48,15 @@ def test_a_second_process_loads_every_compilation_from_the_cache(tmp_path):
 
 @pytest.mark.slow
 def test_importing_the_training_code_never_imports_torch(tmp_path):
-    """tensorboardX imports torch when it is installed: a stand-in torch that fails loudly."""
-    fake = tmp_path / "torch"
-    fake.mkdir()
-    (fake / "__init__.py").write_text("raise SystemExit('torch was imported')\n")
+    """tensorboardX imports torch and boto3 when installed: stand-ins that fail loudly."""
+    for name in ("torch", "boto3"):
+        fake = tmp_path / name
+        fake.mkdir()
+        (fake / "__init__.py").write_text(f"raise SystemExit('{name} was imported')\n")
     code = (
         "import sys, jaxae.train, jaxae.analysis.load\n"
-        "bad = [m for m in ('torch', 'matplotlib', 'sklearn', 'dm_pix') if m in sys.modules]\n"
+        "heavy = ('torch', 'boto3', 'matplotlib', 'sklearn', 'dm_pix')\n"
+        "bad = [m for m in heavy if m in sys.modules]\n"
         "assert not bad, bad\n"
         "from jaxae.runtime.metrics import EventsWriter, MetricWriter\n"
         "print('ok')\n"
