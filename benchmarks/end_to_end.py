@@ -20,6 +20,10 @@ start-up; both train for the same number of epochs of Fashion-MNIST:
   conv_keras's reference is the Keras blog's model in Keras 3 on its JAX backend
   (`--keras-side conv_keras`): `fit` (shuffle; the last partial batch dropped beforehand) with
   Adam and binary cross-entropy, then `predict` on the test images.
+- `pythae_ae` and `pythae_vae` (`--pythae-side NAME`): Pythae's default AE and VAE through its
+  own `TrainingPipeline` and trainer defaults, against jaxae training the same architecture from
+  configs/vanilla.py and configs/vae.py with Pythae's learning rate, batch and initialisation
+  (benchmarks/peers.py says exactly what each side does).
 
 Sides alternate (jaxae, reference, jaxae, reference, ...) so both see the same machine state; the
 table gives the median seconds per side, their ratio reference/jaxae (> 1: jaxae faster) and each
@@ -65,9 +69,15 @@ REFERENCE = {
     "conv_deep": "torch",
     "conv_vae": "torch",
     "conv_keras": "keras",
+    "pythae_ae": "pythae",  # Pythae's default models through its pipeline (benchmarks/peers.py)
+    "pythae_vae": "pythae",
 }
 MODELS = tuple(REFERENCE)
-INSTALL = {"torch": "pip install -e '.[bench]'", "keras": "pip install keras"}
+INSTALL = {
+    "torch": "pip install -e '.[bench]'",
+    "keras": "pip install keras",
+    "pythae": "pip install -e '.[bench]' pythae",
+}
 RESULT_TAG = "END_TO_END_RESULT "
 SMOKE_STEPS = 2
 SMOKE_SIZES = (256, 128)  # (train, test) random images on the smoke reference side
@@ -82,15 +92,25 @@ class BenchError(Exception):
 # What each side is asked to do
 
 
+def jaxae_config(name: str) -> tuple[str, tuple[str, ...]]:
+    """(config name, train.py overrides) of a row: configs/NAME.py itself, or a peer's model."""
+    sys.path.insert(0, str(HERE))
+    from peers import JAXAE_SIDE
+
+    return JAXAE_SIDE.get(name, (name, ()))
+
+
 def config_settings(name: str) -> dict[str, Any]:
-    """The fields of configs/NAME.py the reference must copy; refuses what it cannot copy."""
+    """The fields of a row's jaxae config the reference must copy; refuses what it cannot copy."""
     sys.path.insert(0, str(ROOT))
     from jaxae import config as config_lib
 
-    path = ROOT / "configs" / f"{name}.py"
+    config_name, overrides = jaxae_config(name)
+    path = ROOT / "configs" / f"{config_name}.py"
     if not path.exists():
         raise BenchError(f"no config {path}")
     c = config_lib.load_file(str(path))
+    config_lib.apply_overrides(c, [o.removeprefix("--config.") for o in overrides])
     unsupported = {
         "optimizer": (c.optimizer, "adam"),
         "schedule": (c.schedule, "constant"),
@@ -111,8 +131,10 @@ def config_settings(name: str) -> dict[str, Any]:
 
 
 def jaxae_command(name: str, workdir: str, epochs: int, *, smoke: bool, vae: bool) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "train.py"), "--config", f"configs/{name}.py"]
+    config_name, overrides = jaxae_config(name)
+    cmd = [sys.executable, str(ROOT / "train.py"), "--config", f"configs/{config_name}.py"]
     cmd += ["--workdir", workdir, f"--config.num_epochs={epochs}", "--config.progress=False"]
+    cmd += overrides
     if vae:
         cmd.append("--config.vae.nll_examples=0")
     if smoke:
@@ -182,6 +204,11 @@ def torch_params(name: str) -> int:
 def reference_params(name: str) -> int:
     if REFERENCE[name] == "keras":
         return keras_model(name).count_params()
+    if REFERENCE[name] == "pythae":
+        sys.path.insert(0, str(HERE))
+        from peers import pythae_params
+
+        return pythae_params(name)
     return torch_params(name)
 
 
@@ -280,6 +307,28 @@ def torch_side(args) -> dict[str, Any]:
     return result
 
 
+def reference_side(args) -> dict[str, Any]:
+    """The reference side this subprocess was started for."""
+    if args.torch_side:
+        return torch_side(args)
+    if args.keras_side:
+        return keras_side(args)
+    sys.path.insert(0, str(HERE))
+    from peers import pythae_side
+
+    train_u8, test_u8 = load_images(args.data_dir, args.smoke, args.seed)
+    return pythae_side(
+        args.pythae_side,
+        train_u8,
+        test_u8,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+    )
+
+
 def keras_model(name: str):
     """The Keras blog's conv autoencoder ("Building Autoencoders in Keras"), 4,385 parameters."""
     if name != "conv_keras":
@@ -374,7 +423,8 @@ def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args)
     """One timed cold run of `side` ('jaxae' or 'ref'): {'seconds', 'mse', ...} or {'error'}."""
     workdir = tempfile.mkdtemp(prefix=f"e2e_{model}_") if side == "jaxae" else None
     if side == "jaxae":
-        cmd = jaxae_command(model, workdir, epochs, smoke=args.smoke, vae=model == "conv_vae")
+        vae = model in ("conv_vae", "pythae_vae")
+        cmd = jaxae_command(model, workdir, epochs, smoke=args.smoke, vae=vae)
     else:
         cmd = reference_command(model, epochs, settings, args)
     # the 1-minute load average before, and the run's own CPU seconds: what other processes on
@@ -464,7 +514,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    versions.update((p, version(p)) for p in ("jax", "jaxlib", "flax", "torch", "keras"))
+    versions.update((p, version(p)) for p in ("jax", "jaxlib", "flax", "torch", "keras", "pythae"))
     return {"nproc": os.cpu_count(), "cpu": model, "platform": platform.platform(), **versions}
 
 
@@ -499,6 +549,7 @@ def _parser() -> argparse.ArgumentParser:
     # a reference side, run by the benchmark itself as a subprocess
     parser.add_argument("--torch-side", metavar="NAME", help=argparse.SUPPRESS)
     parser.add_argument("--keras-side", metavar="NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--pythae-side", metavar="NAME", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
     parser.add_argument("--lr", type=float, default=1e-3, help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -512,8 +563,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.repeats < 1:
         parser.error("--epochs and --repeats must be at least 1")
-    if args.torch_side or args.keras_side:
-        result = torch_side(args) if args.torch_side else keras_side(args)
+    if args.torch_side or args.keras_side or args.pythae_side:
+        result = reference_side(args)
         print(RESULT_TAG + json.dumps(result), flush=True)
         return 0
 
@@ -598,7 +649,7 @@ def main(argv: list[str]) -> int:
     table = [rows[m] for m in models]
     print(format_table(table), flush=True)
     if args.out:
-        hidden = ("batch", "lr", "clip", "seed", "torch_side", "keras_side")
+        hidden = ("batch", "lr", "clip", "seed", "torch_side", "keras_side", "pythae_side")
         out = {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": info,

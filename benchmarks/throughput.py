@@ -289,6 +289,11 @@ def main(argv: list[str]) -> None:
         "--seconds", type=float, default=0.5, help="minimum length of one timed repetition"
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--jaxae-only",
+        action="store_true",
+        help="time jaxae alone and print one JSON line per model (benchmarks/jax_versions.py)",
+    )
     args = parser.parse_args(argv)
     if args.reps < 2:
         parser.error("--reps must be at least 2 (the spread needs two pairs)")
@@ -297,6 +302,8 @@ def main(argv: list[str]) -> None:
     # as train.py does with fast ops on; the malloc setting applies to torch too (one process),
     # sparing it some page faults as well (README, attempts 5 and 6)
     process.before_jax("on")
+    if args.jaxae_only:
+        return jaxae_only(args)
     try:
         import torch
     except ImportError:
@@ -340,6 +347,30 @@ def main(argv: list[str]) -> None:
             f"{'lax.scan' if jx.scan else 'per step':>10}",
             flush=True,
         )
+
+
+def jaxae_only(args: argparse.Namespace) -> None:
+    """One JSON line per model: jax's version, the median jaxae rate and whether it scanned."""
+    import json
+
+    import jax
+
+    from jaxae.fast import process
+
+    process.for_training(True)
+    for name in args.models.split(","):
+        jx = JaxRunner(name, args.batch, args.steps)
+        for _ in range(2):
+            jx.run()
+        calls = calls_for(jx.run, args.seconds)
+        times = [timed(jx.run, calls) / (calls * args.steps) for _ in range(args.reps)]
+        record = {
+            "model": name,
+            "jax": jax.__version__,
+            "images_per_second": args.batch / statistics.median(times),
+            "scan": bool(jx.scan),
+        }
+        print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
     not HAVE_TORCH, reason="PyTorch not installed (pip install -e '.[bench]'); CI has none"
 )
+needs_pythae = pytest.mark.skipif(
+    importlib.util.find_spec("pythae") is None, reason="Pythae not installed (pip install pythae)"
+)
 needs_keras = pytest.mark.skipif(
     importlib.util.find_spec("keras") is None, reason="Keras not installed (pip install keras)"
 )
@@ -201,6 +204,26 @@ def test_both_sides_count_the_same_parameters():
     for name in e2e.MODELS:
         if e2e.REFERENCE[name] == "torch":
             assert e2e.jaxae_params(name) == e2e.torch_params(name), name
+
+
+def test_pythae_rows_train_pythaes_default_architecture_in_jaxae():
+    # Pythae's default MLPs: 784→512→10 (a VAE adds a 512→10 log-variance head), 10→512→784
+    encoder, decoder, head = 784 * 512 + 512 + 512 * 10 + 10, 10 * 512 + 512 + 512 * 784 + 784, 5130
+    assert e2e.jaxae_params("pythae_ae") == encoder + decoder == 814_874
+    assert e2e.jaxae_params("pythae_vae") == encoder + decoder + head
+    for name, config in (("pythae_ae", "vanilla"), ("pythae_vae", "vae")):
+        settings = e2e.config_settings(name)
+        assert settings["learning_rate"] == 1e-4 and settings["batch_size"] == 64
+        assert settings["grad_clip"] == 0.0 and settings["model"]["hidden"] == (512,)
+        cmd = e2e.jaxae_command(name, "/tmp/w", 1, smoke=False, vae=name == "pythae_vae")
+        assert cmd[3] == f"configs/{config}.py" and "--config.batch_size=64" in cmd
+    assert e2e.config_settings("pythae_ae")["model"]["code_activation"] == "linear"
+
+
+@needs_pythae
+def test_pythae_reference_counts_the_same_parameters():
+    for name in ("pythae_ae", "pythae_vae"):
+        assert e2e.jaxae_params(name) == e2e.reference_params(name), name
 
 
 @needs_keras

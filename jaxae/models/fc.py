@@ -81,7 +81,8 @@ class Vanilla(Model):
     """D→256→128→64→128→256→D with ReLU after every layer but the last (logits).
 
     Layers enc_0..enc_n (enc_n, n = len(hidden), gives the code) and dec_0..dec_n (dec_n the
-    logits). code_activation='sigmoid' gives a code in (0, 1) (sparse-KL and contractive AEs);
+    logits). code_activation='sigmoid' gives a code in (0, 1) (sparse-KL and contractive AEs),
+    'linear' an unbounded code (Pythae's default AE: hidden=(512,), latent_dim=10);
     with hidden=() the encoder is the single layer h = σ(x W + b) of Rifai et al. (2011).
     binary_code pushes a sigmoid code to 0/1 (semantic hashing): 'noise' adds N(0, code_noise²)
     to the code's pre-activation in training (Salakhutdinov & Hinton), 'straight_through'

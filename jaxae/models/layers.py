@@ -31,7 +31,7 @@ UPSAMPLE_MODES = ("transpose", "resize")
 DOWNSAMPLE_MODES = ("maxpool", "strided")
 RESIZE_METHODS = ("nearest", "bilinear")
 INIT_SCHEMES = ("flax", "pytorch", "keras")
-ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
+ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu, "linear": lambda x: x}
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum 0.1 written the Flax way
 # config.compute_dtype → a layer's `dtype`. 'float32' is Flax's None: compute in the dtype of
 # the inputs and parameters (float32 in training, float64 where tests enable it).
