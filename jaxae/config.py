@@ -124,6 +124,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.perceptual = ml_collections.ConfigDict()
     c.perceptual.ssim_weight = 0.0  # weight of 1 − SSIM
     c.perceptual.ms_ssim_weight = 0.0  # weight of 1 − MS-SSIM (3 scales on 28×28)
+    # weight of the feature-matching loss: the mean squared activation difference of the
+    # classifier in feature_workdir (trained by python -m jaxae.classifier --workdir DIR)
+    c.perceptual.feature_weight = 0.0
+    c.perceptual.feature_workdir = ""
 
     c.vq = ml_collections.ConfigDict()  # vector-quantized models (conv_vq) only
     c.vq.commitment = 0.25  # beta of the commitment loss beta ||z_e - sg(e)||^2
@@ -196,6 +200,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
     checks.positive(config, "vae.gaussian_sigma")
     checks.validate_regularizers(config)
+    checks.validate_feature_loss(config)
     checks.validate_selection(config)
     checks.validate_codec(config)
     if config.num_steps == 0 and config.num_epochs == 0:

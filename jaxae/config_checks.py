@@ -147,6 +147,7 @@ def validate_regularizers(config: ml_collections.ConfigDict) -> None:
         "vae.nll_examples",
         "perceptual.ssim_weight",
         "perceptual.ms_ssim_weight",
+        "perceptual.feature_weight",
         "vq.commitment",
         allow_zero=True,
     )
@@ -182,6 +183,34 @@ def validate_regularizers(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"greedy layer-wise pretraining needs the stacked 'hinton' model, not {name!r}; set "
             f"--config.pretrain.steps_per_layer=0"
+        )
+
+
+def validate_feature_loss(config: ml_collections.ConfigDict) -> None:
+    """perceptual.feature_weight > 0 needs feature_workdir: a trained classifier (its
+    classifier.json) of the model's image shape."""
+    fields = config.perceptual
+    if not fields.feature_weight:
+        return
+    make = "train one with: python -m jaxae.classifier --workdir DIR"
+    if not fields.feature_workdir:
+        raise ConfigError(
+            f"perceptual.feature_weight={fields.feature_weight} needs the feature network: set "
+            f"--config.perceptual.feature_workdir=DIR ({make})"
+        )
+    from jaxae import classifier  # here: it imports flax, which only this loss needs
+
+    try:
+        info = classifier.read_info(fields.feature_workdir)
+    except classifier.ClassifierError as e:
+        raise ConfigError(f"perceptual.feature_workdir: {e}") from None
+    shape = tuple(config.model.get("image_shape", (28, 28, 1)))
+    if tuple(info["image_shape"]) != shape:
+        have = "×".join(map(str, info["image_shape"]))
+        raise ConfigError(
+            f"the classifier in {fields.feature_workdir} takes {have} images but the model "
+            f"makes {'×'.join(map(str, shape))}; train one on this data: python -m "
+            f"jaxae.classifier --workdir DIR --config.dataset.name={config.dataset.name}"
         )
 
 

@@ -1,5 +1,6 @@
-"""Measures of trained runs that the studies add to the comparison table: checkerboard energy of
-the reconstructions' spectrum, and reconstruction with the code zeroed (is the bottleneck used?)."""
+"""Measures of trained runs that the studies and the analysis add to their tables: checkerboard
+energy of the reconstructions' spectrum, their sharpness against the originals' (high-frequency
+energy), and reconstruction with the code zeroed (is the bottleneck used?)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,31 @@ def checkerboard_energy(images: np.ndarray, stride: int = 2) -> float:
     at = sum(power[:, r, c].sum() for r in rows for c in cols)  # the DC bin is 0 here
     total = power.sum()
     return float(at / total) if total > 0 else 0.0
+
+
+def high_frequency_fraction(images: np.ndarray, cutoff: float = 0.5) -> float:
+    """The fraction of the non-DC spectral energy of images [N, H, W, C] above `cutoff` times
+    the Nyquist frequency (radially: sqrt(fy² + fx²) > cutoff · 1/2 cycles per pixel).
+
+    Blur takes energy from high frequencies to nowhere, so the fraction falls; noise adds
+    energy at every frequency, so on natural images it rises. Each image's mean is removed
+    (the DC bin); the fraction is over the whole set (energies summed first).
+    """
+    x = np.asarray(images, np.float64)
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(x, axes=(1, 2))) ** 2  # [N, H, W, C]
+    fy, fx = np.fft.fftfreq(x.shape[1]), np.fft.fftfreq(x.shape[2])
+    radius = np.hypot(fy[:, None], fx[None, :])  # [H, W] cycles per pixel; Nyquist is 0.5
+    total = power.sum()
+    return float(power[:, radius > cutoff * 0.5].sum() / total) if total > 0 else 0.0
+
+
+def sharpness_ratio(recon: np.ndarray, x: np.ndarray, cutoff: float = 0.5) -> float:
+    """high_frequency_fraction of reconstructions / that of their originals, [N, H, W, C] each:
+    1.0 is as sharp as the data, below 1 blurrier, above 1 noisier (or artefacts). NaN when the
+    originals have no such energy (constant images, 1×1 vectors)."""
+    reference = high_frequency_fraction(x, cutoff)
+    return high_frequency_fraction(recon, cutoff) / reference if reference > 0 else float("nan")
 
 
 def _zeroed_code_logits(module, x):

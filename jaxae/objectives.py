@@ -44,7 +44,10 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
     loss, and log both with the batch's code `perplexity` and codebook `usage`.
     SSIM and MS-SSIM losses (`perceptual.ssim_weight`, `perceptual.ms_ssim_weight`) add
     weight · (1 − SSIM) of the reconstruction against the target, logged as `ssim_loss` and
-    `ms_ssim_loss` (the eval metric `ssim` stays the SSIM itself).
+    `ms_ssim_loss` (the eval metric `ssim` stays the SSIM itself). The feature-matching loss
+    (`perceptual.feature_weight`) adds weight · the classifier's activation distance
+    (perceptual.feature_loss; the classifier of `perceptual.feature_workdir`, read here once),
+    logged as `feature_loss`.
     Every term is returned per example so the step can log it and evaluation can sum it.
     The learned codec has its own objective (rate + λ · distortion, jaxae/codec/objective.py).
     """
@@ -73,6 +76,11 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
         "ssim_loss": (float(config.perceptual.ssim_weight), perceptual.ssim_loss),
         "ms_ssim_loss": (float(config.perceptual.ms_ssim_weight), perceptual.ms_ssim_loss),
     }
+    if config.perceptual.feature_weight:
+        distortions["feature_loss"] = (
+            float(config.perceptual.feature_weight),
+            perceptual.feature_loss(config.perceptual.feature_workdir),
+        )
 
     def encode_fn(variables):
         """x [B, ...] -> codes [B, K] in eval mode (the mean for VAEs)."""

@@ -1,11 +1,12 @@
-"""Perceptual distortions: SSIM and MS-SSIM losses, and the blur measure of reconstructions.
+"""Perceptual distortions: SSIM, MS-SSIM and feature-matching losses.
 
-All take images in [0, 1], NHWC, and return one value per example.
+All take images in [0, 1] (logits for the losses), NHWC, and return one value per example.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -115,16 +116,31 @@ def ms_ssim_loss(logits: jax.Array, x: jax.Array) -> jax.Array:
     return 1.0 - ms_ssim(jax.nn.sigmoid(logits), x)
 
 
-def high_frequency_energy(x: jax.Array) -> jax.Array:
-    """Energy of the Laplacian (4-neighbour, inner pixels) per image: [B, H, W, C] -> [B].
+def feature_distance(module, params, a: jax.Array, b: jax.Array) -> jax.Array:
+    """Mean over the classifier's feature layers of the mean squared difference of their
+    activations: a, b [B, H, W, C] in [0, 1] -> [B]. module is a jaxae.classifier.Classifier."""
+    from jaxae.classifier import Classifier
 
-    The Laplacian is a high-pass filter: blur removes exactly this energy.
+    fa = module.apply({"params": params}, a, method=Classifier.features)
+    fb = module.apply({"params": params}, b, method=Classifier.features)
+    per_layer = [
+        jnp.mean((u - v) ** 2, axis=tuple(range(1, u.ndim))) for u, v in zip(fa, fb, strict=True)
+    ]
+    return sum(per_layer) / len(per_layer)
+
+
+def feature_loss(workdir: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The feature-matching loss of the classifier in `workdir` (python -m jaxae.classifier):
+    (logits, x) [B, H, W, C] -> feature_distance(sigmoid(logits), x) [B].
+
+    The parameters are read once, here, and closed over as constants: the loss never trains
+    them, and a checkpoint of the autoencoder does not hold them (config.json keeps the path).
     """
-    lap = x[:, :-2, 1:-1] + x[:, 2:, 1:-1] + x[:, 1:-1, :-2] + x[:, 1:-1, 2:] - 4 * x[:, 1:-1, 1:-1]
-    return jnp.sum(lap.reshape(x.shape[0], -1) ** 2, axis=-1)
+    from jaxae import classifier
 
+    module, params, _ = classifier.load(workdir)
 
-def sharpness_ratio(recon: jax.Array, x: jax.Array) -> float:
-    """Σ high-frequency energy of the reconstructions / that of the originals: 1 is as sharp as
-    the data, below 1 blurrier, above 1 noisier. recon, x [N, H, W, C] in [0, 1] -> scalar."""
-    return float(jnp.sum(high_frequency_energy(recon)) / jnp.sum(high_frequency_energy(x)))
+    def loss(logits: jax.Array, x: jax.Array) -> jax.Array:
+        return feature_distance(module, params, jax.nn.sigmoid(logits), x)
+
+    return loss

@@ -1,4 +1,7 @@
-"""SSIM and MS-SSIM losses by their math, the blur measure on known images, the objective terms."""
+"""SSIM, MS-SSIM and feature losses by their math, the blur measure on known images, the
+objective terms."""
+
+import json
 
 import dm_pix
 import jax
@@ -7,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
+from jaxae import classifier, losses, measures, models, objectives, perceptual, train
 from jaxae import config as config_lib
-from jaxae import losses, models, objectives, perceptual
 
 
 def _pair(shape=(3, 28, 28, 1), seed=0):
@@ -62,16 +65,86 @@ def test_ms_ssim_uses_the_scales_a_5_pixel_window_fits_and_falls_with_noise():
     assert np.all(np.diff(np.stack(values), axis=0) < 0)
 
 
-def test_high_frequency_energy_of_known_images():
-    h = w = 6
-    checker = (np.indices((h, w)).sum(0) % 2).astype(np.float32)[None, :, :, None]
-    # every inner pixel's 4 neighbours are its opposite: Laplacian ±4, energy 16 per inner pixel
-    assert float(perceptual.high_frequency_energy(checker)[0]) == 16 * (h - 2) * (w - 2)
-    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, None, :, None] * np.ones((1, h, w, 1))
-    assert float(perceptual.high_frequency_energy(ramp)[0]) == pytest.approx(0, abs=1e-10)
-    blurred = np.full_like(checker, 0.5) + 0.25 * (checker - 0.5)
-    assert perceptual.sharpness_ratio(blurred, checker) == pytest.approx(0.0625)
-    assert perceptual.sharpness_ratio(checker, checker) == 1.0
+def test_high_frequency_fraction_of_known_images():
+    h = w = 8
+    checker = (np.indices((h, w)).sum(0) % 2).astype(np.float64)[None, :, :, None]
+    # a ±1 checkerboard is the Nyquist frequency in both axes: all its energy is high
+    assert measures.high_frequency_fraction(checker) == pytest.approx(1.0)
+    t = np.arange(w) / w
+    wave = np.cos(2 * np.pi * t)[None, None, :, None] * np.ones((1, h, w, 1))
+    # one cycle per image: 1/8 cycles per pixel, below half the Nyquist frequency (1/4)
+    assert measures.high_frequency_fraction(wave) == pytest.approx(0.0, abs=1e-12)
+    # energy per pixel: the half-height checkerboard (±1/4)² = 1/16, the cosine 1/2
+    assert measures.high_frequency_fraction(0.5 * checker + wave) == pytest.approx(1 / 9)
+
+
+def test_sharpness_ratio_is_one_for_the_data_below_for_blur_above_for_noise():
+    from jaxae.data import generated
+
+    x = generated.synthetic((28, 28, 1), 64, 1, seed=0).train_images.astype(np.float32) / 255
+    blurred = np.asarray(dm_pix.gaussian_blur(jnp.asarray(x), sigma=1.0, kernel_size=7))
+    noise = np.random.default_rng(0).normal(0, 0.1, x.shape)
+    assert measures.sharpness_ratio(x, x) == 1.0
+    assert measures.sharpness_ratio(blurred, x) < 0.5
+    assert measures.sharpness_ratio(np.clip(x + noise, 0, 1), x) > 1.2
+    assert np.isnan(measures.sharpness_ratio(x, np.full_like(x, 0.3)))  # no energy to compare
+
+
+@pytest.fixture(scope="module")
+def feature_workdir(tmp_path_factory):
+    """A classifier of 28×28×1 images, a few steps on synthetic shapes: a workdir as the
+    `jaxae.classifier` command writes it."""
+    workdir = tmp_path_factory.mktemp("features") / "cls"
+    classifier.main(
+        [
+            f"--workdir={workdir}",
+            "--config.dataset.name=synthetic",
+            "--config.dataset.max_train_examples=256",
+            "--config.dataset.max_test_examples=64",
+            "--config.num_steps=20",
+        ]
+    )
+    return workdir
+
+
+def test_feature_loss_is_zero_for_the_target_and_grows_with_the_difference(feature_workdir):
+    loss = jax.jit(perceptual.feature_loss(str(feature_workdir)))
+    x = jnp.asarray(_pair(seed=5)[1], jnp.float32)
+    logits = jnp.log(x) - jnp.log1p(-x)  # sigmoid(logits) = x
+    np.testing.assert_allclose(loss(logits, x), 0.0, atol=1e-8)
+    noise = jax.random.normal(jax.random.PRNGKey(0), x.shape)
+    values = [float(loss(logits + s * noise, x).mean()) for s in (0.1, 0.5, 2.0)]
+    assert 0 < values[0] < values[1] < values[2]
+
+
+def test_feature_loss_gradient_matches_a_central_finite_difference(feature_workdir):
+    module, params, _ = classifier.load(feature_workdir)
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
+        logits, x = (jnp.asarray(a, jnp.float64) for a in _pair((2, 12, 12, 1), seed=6))
+        direction = jnp.asarray(np.random.default_rng(7).normal(size=logits.shape))
+
+        def f(t):
+            return jnp.sum(perceptual.feature_distance(module, params, jax.nn.sigmoid(t), x))
+
+        grad = jax.jit(jax.grad(f))(logits)
+        # a small step: a ReLU whose input changes sign inside it would bend the difference
+        eps = 1e-7
+        f = jax.jit(f)
+        fd = (f(logits + eps * direction) - f(logits - eps * direction)) / (2 * eps)
+        np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=1e-5)
+        assert float(jnp.abs(grad).max()) > 0
+
+
+def test_perceptual_config_trains_and_logs_feature_loss(tmp_path, feature_workdir):
+    config = tiny_config("perceptual", num_steps=4, eval_every=4)
+    config.perceptual.feature_workdir = str(feature_workdir)
+    summary = train.train_and_evaluate(config, tmp_path / "run")
+    assert summary["feature_loss"] > 0
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert any("feature_loss" in line for line in lines if line.get("split") == "train")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["perceptual"]["feature_workdir"] == str(feature_workdir)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxae import data
+from jaxae import data, measures
 from jaxae.analysis import cli, curves, features, latent, parameters, reconstruction
 from jaxae.analysis.context import Context, Skipped, one_per_class
 from jaxae.analysis.load import load
@@ -62,6 +62,13 @@ def test_reconstruction_figures_and_metrics(vae_ctx):
     metrics = reconstruction.test_metrics(ctx)
     assert metrics["overall"]["mse"] == pytest.approx(float(ctx.eval_metrics["mse"].mean()))
     assert set(metrics["per_class"]) == set(ctx.names)
+    recon = jax.nn.sigmoid(ctx.eval_logits)
+    ratio = measures.sharpness_ratio(recon, ctx.x_eval)
+    assert metrics["sharpness_ratio"] == ratio > 0
+    assert ratio == pytest.approx(
+        metrics["high_frequency_fraction"] / metrics["high_frequency_fraction_of_originals"]
+    )
+    assert all("sharpness_ratio" in m for m in metrics["per_class"].values())
 
 
 def test_training_curves_and_parameters(vae_ctx):
