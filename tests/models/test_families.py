@@ -14,10 +14,27 @@ CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py") if not p.stem.s
 FAMILIES = list(models.MODELS)  # the eleven families; test_models pins the exact list
 
 
+@pytest.fixture(scope="module")
+def feature_workdir(tmp_path_factory):
+    """A one-step classifier: what configs/perceptual.py's feature_workdir must hold."""
+    from jaxae import classifier
+
+    workdir = tmp_path_factory.mktemp("features") / "cls"
+    classifier.main(
+        [f"--workdir={workdir}", "--config.dataset.name=synthetic", "--config.num_steps=1"]
+    )
+    return workdir
+
+
 @pytest.mark.parametrize("name", CONFIGS)
-def test_every_config_validates_and_documents_its_run(name):
+def test_every_config_validates_and_documents_its_run(name, request):
     module = importlib.import_module(f"configs.{name}")
-    config_lib.validate(module.get_config())
+    config = module.get_config()
+    if config.perceptual.feature_weight:  # its classifier is trained first, by one command
+        command = f"python -m jaxae.classifier --workdir {config.perceptual.feature_workdir}"
+        assert command in module.__doc__
+        config.perceptual.feature_workdir = str(request.getfixturevalue("feature_workdir"))
+    config_lib.validate(config)
     assert f"--config configs/{name}.py" in module.__doc__
 
 
@@ -36,6 +53,7 @@ INIT_SCHEMES = {
         "denoising_fc",
         "ssim",
         "ms_ssim",
+        "perceptual",
     },
     "keras": {"conv_keras", "denoising"},
 }
