@@ -132,6 +132,17 @@ def default_config() -> ml_collections.ConfigDict:
     c.vq = ml_collections.ConfigDict()  # vector-quantized models (conv_vq) only
     c.vq.commitment = 0.25  # beta of the commitment loss beta ||z_e - sg(e)||^2
 
+    # Adversarial training (jaxae/adversarial.py): a critic on the code ('code': adversarial
+    # autoencoder, N(0, I) prior) or on the image ('image': VAE-GAN), trained in the same step.
+    c.adversarial = ml_collections.ConfigDict()
+    c.adversarial.kind = "none"  # none, code or image
+    c.adversarial.weight = 1.0  # of the generator's adv_loss (per image) in the loss
+    c.adversarial.learning_rate = 2e-4  # the critic's Adam (beta1 = 0.5)
+    c.adversarial.hidden = (256, 256)  # code: the critic MLP's widths
+    c.adversarial.features = (32, 64)  # image: the critic's stride-2 conv widths
+    c.adversarial.feature_weight = 0.0  # image: of feature matching on the last conv (Larsen)
+    c.adversarial.prior_samples = False  # image, VAEs: decoded N(0, I) codes are fakes too
+
     # The learned codec (model 'codec'): loss = bpp + lmbda * MSE on the 0..255 scale.
     c.codec = ml_collections.ConfigDict()
     c.codec.lmbda = 0.01
@@ -203,6 +214,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     checks.validate_feature_loss(config)
     checks.validate_selection(config)
     checks.validate_codec(config)
+    checks.validate_adversarial(config)
     if config.num_steps == 0 and config.num_epochs == 0:
         raise ConfigError("nothing to train: set --config.num_epochs or --config.num_steps > 0")
     checks.choice(config.optimizer, "optimizer", OPTIMIZERS)

@@ -251,3 +251,60 @@ def get(config: ml_collections.ConfigDict, path: str) -> Any:
     for part in path.split("."):
         config = config[part]
     return config
+
+
+def validate_adversarial(config: ml_collections.ConfigDict) -> None:
+    """adversarial.*: valid values, set only with a kind, and a model the kind can act on."""
+    from jaxae import adversarial, models
+    from jaxae.config import default_config
+
+    a, defaults = config.adversarial, default_config().adversarial
+    choice(a.kind, "adversarial.kind", adversarial.KINDS)
+    positive(config, "adversarial.learning_rate")
+    positive(config, "adversarial.weight", "adversarial.feature_weight", allow_zero=True)
+    for field in ("hidden", "features"):
+        if not a[field] or any(
+            isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in a[field]
+        ):
+            raise ConfigError(
+                f"config field 'adversarial.{field}' must hold sizes > 0, got {a[field]!r}; "
+                f"e.g. --config.adversarial.{field}={defaults[field]!r}"
+            )
+    name = config.model.get("name")
+    if a.kind == "none":
+        changed = sorted(k for k in a if k != "kind" and a[k] != defaults[k])
+        if changed:
+            raise ConfigError(
+                f"adversarial.{changed[0]} acts only with a critic; set "
+                f"--config.adversarial.kind=code or image, or leave it at its default"
+            )
+        return
+    if name == "codec" or (name in models.MODELS and models.is_vq(models.MODELS[name])):
+        raise ConfigError(
+            f"adversarial training needs a continuous code and the common objective, not model "
+            f"{name!r}; set --config.adversarial.kind=none"
+        )
+    if a.kind == "code":
+        unbounded = name != "vanilla" or config.model.get("code_activation") == "linear"
+        if name not in adversarial.CODE_MODELS or not unbounded:
+            raise ConfigError(
+                f"adversarial.kind='code' matches the code to N(0, I), which needs an unbounded "
+                f"code: use model {', '.join(adversarial.CODE_MODELS)} (vanilla with "
+                f"--config.model.code_activation=linear), not {name!r}"
+                + (
+                    f" with code_activation={config.model.get('code_activation')!r}"
+                    if name == "vanilla"
+                    else ""
+                )
+            )
+        if a.feature_weight or a.prior_samples:
+            raise ConfigError(
+                "adversarial.feature_weight and prior_samples act on an image critic; set "
+                "--config.adversarial.kind=image or leave them at their defaults"
+            )
+    is_vae = name in models.MODELS and models.is_vae(models.MODELS[name])
+    if a.prior_samples and not is_vae:
+        raise ConfigError(
+            f"adversarial.prior_samples decodes N(0, I) codes, which needs a VAE, not {name!r}; "
+            f"set --config.adversarial.prior_samples=False"
+        )

@@ -13,10 +13,12 @@ import ml_collections
 from jaxae import contractive, corruption, losses, models, perceptual, vae
 from jaxae.rng import stream
 
-# objective(params, batch_stats, x, rng, train=..., step=None)
+# objective(params, batch_stats, x, rng, train=..., step=None, adversary=None)
 #   -> (loss, (terms, new_batch_stats, logits))
 #   x: [B, H, W, C] float32 in [0, 1]; terms: name -> [B] per-example values; step: the update
-#   count (int32 scalar) during training, for schedules inside the loss such as KL warm-up.
+#   count (int32 scalar) during training, for schedules inside the loss such as KL warm-up;
+#   adversary: an adversarial hook (jaxae/adversarial.py, training only) whose penalty [B] is
+#   added and whose terms (adv_loss, disc_loss, ...) are logged.
 Objective = Callable[..., tuple[jax.Array, tuple[dict[str, jax.Array], Any, jax.Array]]]
 
 
@@ -91,7 +93,7 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
 
         return f
 
-    def objective(params, batch_stats, x, rng, *, train: bool, step=None):
+    def objective(params, batch_stats, x, rng, *, train: bool, step=None, adversary=None):
         variables = {"params": params}
         if batch_stats:
             variables["batch_stats"] = batch_stats
@@ -143,6 +145,10 @@ def make_objective(config: ml_collections.ConfigDict, model: nn.Module) -> Objec
                     per_example + vq_terms["codebook"] + commitment * vq_terms["commitment"]
                 )
                 terms.update(vq_terms)
+        if adversary is not None:
+            penalty, adversarial_terms = adversary(variables, logits, aux, target)
+            per_example = per_example + penalty
+            terms.update(adversarial_terms)
         for name, (weight, distortion) in distortions.items():
             if weight:
                 terms[name] = distortion(logits, target)

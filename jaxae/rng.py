@@ -16,6 +16,7 @@ STREAMS = {
     "nll": 4,  # importance samples of the test NLL
     "pretrain": 5,  # greedy layer-wise pretraining
     "validation": 6,  # which training examples are held out for validation
+    "adversary": 7,  # the critic's initialisation and its key in the train state
     # step level
     "dropout": 11,
     "sample": 12,  # VAE reparameterisation

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxae import data, losses, models, objectives, optim
+from jaxae import adversarial, data, losses, models, objectives, optim
 from jaxae.rng import stream
 from jaxae.runtime import parallel
 
@@ -28,20 +28,36 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
 
 
+class AdversarialState(TrainState):
+    """TrainState of adversarial runs: with the critic's {'params', 'opt_state', 'rng'}
+    (jaxae/adversarial.py), so checkpoints hold it. Other runs keep TrainState and with it the
+    layout of their checkpoints."""
+
+    disc: Any
+
+
 def init_state(
-    model: nn.Module, tx: optax.GradientTransformation, image_shape: tuple[int, ...], seed: int
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    image_shape: tuple[int, ...],
+    seed: int,
+    adversary: adversarial.Adversary | None = None,
 ) -> TrainState:
-    """Initial parameters from `seed` for inputs of `image_shape` (H, W, C)."""
+    """Initial parameters from `seed` for inputs of `image_shape` (H, W, C), and with an
+    `adversary` its critic's."""
     key = stream(jax.random.PRNGKey(seed), "init")
     x = jnp.zeros((1, *image_shape), jnp.float32)
     variables = model.init({"params": key, "dropout": key, "sample": key}, x, train=False)
     params = variables["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=tx.init(params),
-    )
+    fields = {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "batch_stats": variables.get("batch_stats", {}),
+        "opt_state": tx.init(params),
+    }
+    if adversary is None:
+        return TrainState(**fields)
+    return AdversarialState(**fields, disc=adversary.init(seed, variables, image_shape))
 
 
 def make_train_step(
@@ -50,6 +66,7 @@ def make_train_step(
     schedule: optax.Schedule,
     axis_name: str | None = None,
     norm: Norm = optim.global_norm,
+    adversary: adversarial.Adversary | None = None,
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
     """The pure step `train_step(state, batch, rng) -> (state, metrics)`.
 
@@ -57,16 +74,22 @@ def make_train_step(
     resumed run draws exactly the keys an uninterrupted one would. With `axis_name` the step runs
     per device (shard_map, batch [B/n]) and averages gradients, metrics and BatchNorm statistics
     over that axis (parallel.sync); without it, jit's SPMD sharding does the same. `norm` gives
-    the logged gradient and update norms.
+    the logged gradient and update norms. With an `adversary` the same step also updates its
+    critic (state.disc) from gradients averaged the same way.
     """
 
     def train_step(state: TrainState, batch: jax.Array, rng: jax.Array):
         step_rng = parallel.device_rng(jax.random.fold_in(rng, state.step), axis_name)
         x = data.to_float(batch)
-        grad_fn = jax.value_and_grad(objective, has_aux=True)
-        (loss, (terms, batch_stats, _)), grads = grad_fn(
-            state.params, state.batch_stats, x, step_rng, train=True, step=state.step
-        )
+        if adversary is None:
+            grad_fn = jax.value_and_grad(objective, has_aux=True)
+            (loss, (terms, batch_stats, _)), grads = grad_fn(
+                state.params, state.batch_stats, x, step_rng, train=True, step=state.step
+            )
+        else:
+            loss, terms, batch_stats, grads, critic_grads, next_rng = adversary.gradients(
+                objective, state, x, step_rng, axis_name
+            )
         grads, batch_stats = parallel.sync((grads, batch_stats), axis_name)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -76,6 +99,11 @@ def make_train_step(
         metrics["grad_norm"] = norm(grads)
         metrics["update_norm"] = norm(updates)
         metrics["learning_rate"] = schedule(state.step)
+        critic = {}
+        if adversary is not None:
+            critic_grads = parallel.sync(critic_grads, axis_name)
+            disc, disc_metrics = adversary.apply_gradients(state.disc, critic_grads, next_rng, norm)
+            critic, metrics = {"disc": disc}, {**metrics, **disc_metrics}
         if isinstance(opt_state, optax.ApplyIfFiniteState):  # config.skip_nonfinite > 0
             # a rejected update is all zeros (finite); one applied after too many NaNs is not
             skipped = ~opt_state.last_finite & jnp.isfinite(metrics["update_norm"])
@@ -85,7 +113,11 @@ def make_train_step(
             metrics["update_skipped"] = skipped.astype(jnp.float32)
             metrics["skipped_updates"] = opt_state.total_notfinite.astype(jnp.float32)
         new_state = state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+            step=state.step + 1,
+            params=params,
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+            **critic,
         )
         return new_state, metrics
 

@@ -19,8 +19,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxae import adversarial, data, fast, models, objectives, optim, pretrain, steps, vae
 from jaxae import config as config_lib
-from jaxae import data, fast, models, objectives, optim, pretrain, steps, vae
 from jaxae.rng import run_key
 from jaxae.runtime import batching, checkpoint, distributed, feeding, parallel, validation
 from jaxae.runtime.console import Console
@@ -45,6 +45,7 @@ class Job:
     tx: optax.GradientTransformation
     schedule: optax.Schedule
     objective: objectives.Objective
+    adversary: adversarial.Adversary | None  # the critic of adversarial runs
     abstract_state: Any
     meta: dict
     total_steps: int
@@ -76,7 +77,8 @@ class Job:
             )
         total_steps = config.num_steps or config.num_epochs * steps_per_epoch
         tx, schedule = optim.make_optimizer(config, total_steps, fast=use_fast)
-        init = functools.partial(init_state, model, tx, ds.image_shape, config.seed)
+        adversary = adversarial.build(config, model)
+        init = functools.partial(init_state, model, tx, ds.image_shape, config.seed, adversary)
         replicated = NamedSharding(mesh, P())
         abstract_state = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
@@ -98,6 +100,7 @@ class Job:
             tx=tx,
             schedule=schedule,
             objective=objectives.make_objective(config, model),
+            adversary=adversary,
             abstract_state=abstract_state,
             meta=checkpoint.run_meta(config_dict, num_params, layout),
             total_steps=total_steps,
@@ -142,7 +145,7 @@ class Job:
             print(f"Resuming {self.workdir} from step {start_step}.", flush=True)
             return state, start_step, meta
         init = functools.partial(
-            init_state, self.model, self.tx, self.ds.image_shape, self.config.seed
+            init_state, self.model, self.tx, self.ds.image_shape, self.config.seed, self.adversary
         )
         return jax.jit(init, out_shardings=self._replicated)(), 0, None
 
@@ -161,7 +164,9 @@ class Job:
     def feeder(self, start_step: int) -> feeding.Feeder:
         config, axis = self.config, parallel.AXIS if self.config.parallel == "pmap" else None
         norm = functools.partial(optim.global_norm, fast=self.fast)
-        step_fn = make_train_step(self.objective, self.tx, self.schedule, axis, norm=norm)
+        step_fn = make_train_step(
+            self.objective, self.tx, self.schedule, axis, norm=norm, adversary=self.adversary
+        )
         if axis:
             step_fn = parallel.shard_step(step_fn, self.mesh)
         images = self.ds.train_images

@@ -1,0 +1,23 @@
+"""Adversarial autoencoder (Makhzani et al. 2015): vanilla FC autoencoder with an 8-D linear
+code that an MLP critic (256-256, LeakyReLU) pushes towards N(0, I).
+
+The critic tells prior draws from encoder codes (`disc_loss`, accuracies `disc_real` and
+`disc_fake`); the encoder adds `adversarial.weight` × `adv_loss` (the non-saturating
+−log D(z)) to its BCE. Both updates run in one jitted step; the critic's parameters, Adam
+state and PRNG key are part of the checkpointed train state.
+Init: Flax's defaults (init_scheme='flax').
+Run:    python train.py --config configs/aae.py --workdir runs/aae
+"""
+
+from jaxae.config import default_config, model_config
+
+
+def get_config():
+    config = default_config()
+    config.model = model_config("vanilla", latent_dim=8, code_activation="linear")
+    config.loss = "bce"
+    config.adversarial.kind = "code"
+    config.adversarial.weight = 0.01
+    config.adversarial.learning_rate = 2e-4
+    config.num_epochs = 5
+    return config
