@@ -54,6 +54,7 @@ INIT_SCHEMES = {
         "ssim",
         "ms_ssim",
         "perceptual",
+        "vae_gan",
     },
     "keras": {"conv_keras", "denoising"},
 }
