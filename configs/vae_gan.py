@@ -4,7 +4,7 @@ decoded N(0, I) codes.
 
 The VAE keeps its ELBO and adds `adversarial.weight` × `adv_loss` (the non-saturating
 −log D(x̃), summed over reconstructions and prior samples) and `adversarial.feature_weight`
-× `feature_loss`, Larsen's learned similarity: the mean squared difference of the critic's
+× `disc_feature_loss`, Larsen's learned similarity: the mean squared difference of the critic's
 last conv features of x and its reconstruction. The critic trains on `disc_loss` only.
 Both updates run in one jitted step; the critic's parameters, Adam state and PRNG key are
 part of the checkpointed train state.

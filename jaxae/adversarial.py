@@ -84,7 +84,7 @@ class Adversary:
     tx: optax.GradientTransformation
     model: nn.Module  # the autoencoder (decodes prior samples)
     weight: float  # of adv_loss in the autoencoder's loss
-    feature_weight: float  # image: of feature_loss (feature matching on the critic's features)
+    feature_weight: float  # image: of disc_feature_loss (feature matching on the critic's features)
     prior_samples: bool  # image: prior codes decoded are fakes too (VAEs)
 
     def init(self, seed: int, variables: dict, image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -126,8 +126,8 @@ class Adversary:
             penalty = self.weight * terms["adv_loss"]
             if self.feature_weight:
                 diff = fooled[0][1] - lax.stop_gradient(real_features)
-                terms["feature_loss"] = jnp.mean(diff.reshape(diff.shape[0], -1) ** 2, axis=1)
-                penalty = penalty + self.feature_weight * terms["feature_loss"]
+                terms["disc_feature_loss"] = jnp.mean(diff.reshape(diff.shape[0], -1) ** 2, axis=1)
+                penalty = penalty + self.feature_weight * terms["disc_feature_loss"]
             return penalty, terms
 
         return hook

@@ -16,6 +16,7 @@ from conftest import ROOT, assert_trees_equal, tiny_config
 import jaxae
 from jaxae import adversarial, config, data, models, objectives, optim, steps, train
 from jaxae.runtime import checkpoint
+from jaxae.runtime.metrics import read
 
 # small models and critics: the properties do not depend on size
 SMALL = {
@@ -121,6 +122,10 @@ def test_resumed_run_equals_uninterrupted_one_critic_included(name, tmp_path):
     reference, resumed = _state(tmp_path / "full"), _state(tmp_path / "resumed")
     assert set(reference["disc"]) == {"params", "opt_state", "rng"}
     assert_trees_equal(resumed, reference)
+    logged = [r for r in read(tmp_path / "resumed" / "metrics.jsonl") if r["split"] == "train"]
+    names = {"disc_loss", "adv_loss", "disc_real", "disc_fake", "disc_grad_norm"}
+    names |= {"disc_feature_loss"} if name == "vae_gan" else set()
+    assert logged[-1]["step"] == 6 and all(names <= set(r) for r in logged)
     # the critic in the state does not stop analysis from loading the run
     run = jaxae.load(tmp_path / "resumed")
     assert run.reconstruct(_images(2)).shape == (2, 28, 28, 1)
