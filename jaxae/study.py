@@ -9,10 +9,8 @@ every arm takes --config.FIELD=VALUE overrides. Rerunning resumes: finished runs
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
 import sys
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,108 +19,11 @@ import numpy as np
 
 from jaxae import config as config_lib
 from jaxae import errors, models
+from jaxae.study_arms import STUDIES, WIDE_MATCHED, Arm, Study
 
 
 class UnknownStudyError(errors.UserError, ValueError):
     """The study name is not one of STUDIES."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Arm:
-    """One arm: a label and the model section (name and fields) it trains."""
-
-    label: str
-    model: dict
-
-
-@dataclasses.dataclass(frozen=True)
-class Study:
-    """The arms, the claim about their parameter counts (a sentence and a check that returns
-    the failure, or None) and the extra measure added per run (column → fn(run, x))."""
-
-    doc: str
-    arms: tuple[Arm, ...]
-    claim: str
-    check: Callable[[dict[str, int]], str | None]
-    measures: tuple[str, ...] = ()
-
-
-def _equal(params: dict[str, int], pairs) -> str | None:
-    bad = [f"{a} {params[a]:,} ≠ {b} {params[b]:,}" for a, b in pairs if params[a] != params[b]]
-    return "; ".join(bad) or None
-
-
-def _within(params: dict[str, int], a: str, b: str, margin: float) -> str | None:
-    gap = abs(params[a] - params[b]) / params[b]
-    return None if gap <= margin else f"{a} {params[a]:,} vs {b} {params[b]:,}: {gap:.1%}"
-
-
-DEEP = (256, 128, 64)  # 784→256→128→64→32 and mirror
-WIDE_MATCHED = 299  # 784→299→32→299→784: 1634·w + 816 params ≈ DEEP's 489,136 (+0.05%)
-GRID = tuple((f, k) for f in ((8, 16, 32), (16, 32, 64)) for k in (2, 3))  # channels × depth
-
-STUDIES: dict[str, Study] = {
-    "stride_vs_pool": Study(
-        "max-pool vs strided-conv downsampling on conv_simple and conv_deep",
-        tuple(
-            Arm(f"{m}_{d}", {"name": m, "downsample": d})
-            for m in ("conv_simple", "conv_deep")
-            for d in ("maxpool", "strided")
-        ),
-        "a stride-2 3×3 conv replaces conv + pool: equal parameter counts per family",
-        lambda p: _equal(
-            p,
-            [
-                ("conv_simple_maxpool", "conv_simple_strided"),
-                ("conv_deep_maxpool", "conv_deep_strided"),
-            ],
-        ),
-    ),
-    "depth_vs_width": Study(
-        "one wide hidden layer vs three narrow ones, code 32, at matched parameter counts",
-        (
-            Arm("deep_256_128_64", {"name": "vanilla", "hidden": DEEP, "latent_dim": 32}),
-            Arm(
-                f"wide_{WIDE_MATCHED}",
-                {"name": "vanilla", "hidden": (WIDE_MATCHED,), "latent_dim": 32},
-            ),
-            Arm("wide_1024", {"name": "vanilla", "hidden": (1024,), "latent_dim": 32}),
-        ),
-        f"deep and wide_{WIDE_MATCHED} within 1% of each other; wide_1024 (the exercise's "
-        "784→1024→32) is 3.4× larger, shown for reference",
-        lambda p: _within(p, f"wide_{WIDE_MATCHED}", "deep_256_128_64", 0.01),
-    ),
-    "skips": Study(
-        "conv_deep with U-Net skip connections vs none; MSE with the code zeroed",
-        (
-            Arm("no_skips", {"name": "conv_deep", "skip": False}),
-            Arm("unet_skips", {"name": "conv_deep", "skip": True}),
-        ),
-        "skips widen the decoder's inputs (concatenated channels), so unet_skips has more",
-        lambda p: None if p["unet_skips"] > p["no_skips"] else "skips added no parameters",
-        ("zeroed_code_mse",),
-    ),
-    "upsampling": Study(
-        "conv_deep decoders: transposed conv vs nearest resize + conv; checkerboard energy",
-        (
-            Arm("transpose", {"name": "conv_deep", "upsample": "transpose"}),
-            Arm("resize", {"name": "conv_deep", "upsample": "resize"}),
-        ),
-        "both decoders use 3×3 kernels with the same channels: equal parameter counts",
-        lambda p: _equal(p, [("transpose", "resize")]),
-        ("checkerboard_energy", "checkerboard_energy_of_originals"),
-    ),
-    "architecture": Study(
-        "conv_deep channel counts × depth (kernel size is fixed at 3×3 by the model)",
-        tuple(Arm(f"c{f[0]}_d{k}", {"name": "conv_deep", "features": f[:k]}) for f, k in GRID),
-        "more channels or blocks, more parameters: each arm's count grows along both axes",
-        lambda p: (
-            None
-            if p["c16_d2"] > p["c8_d2"] and p["c16_d3"] > p["c8_d3"]
-            else "channel counts do not order the parameter counts"
-        ),
-    ),
-}
 
 
 def arm_config(arm: Arm, seed: int, overrides: list[str]) -> ml_collections.ConfigDict:
@@ -221,57 +122,119 @@ def run_study(
 
 
 def conclusion(name: str, result: dict) -> str:
-    """The measured sentence of a study, from its per-arm means ± stds."""
+    """The measured sentence of a study, from its per-arm means ± stds: a difference is called
+    one only where the arms' mean ± std intervals are apart (see `apart`)."""
     arms = result["arms"]
     order = sorted(arms, key=lambda a: arms[a]["mse"][0])
     best, nxt = order[0], order[1]
-    gap = arms[nxt]["mse"][0] - arms[best]["mse"][0]
-    spread = max(arms[best]["mse"][1], arms[nxt]["mse"][1])
     seeds = len(result["study"]["seeds"])
-    verdict = (
-        f"{gap / spread:.1f}× the larger seed std" if spread > 0 else "with no seed spread (1 seed)"
-    )
     text = (
         f"Lowest test MSE: {best} {_pm(arms[best]['mse'])}, then {nxt} {_pm(arms[nxt]['mse'])} "
-        f"({seeds} seeds each, {int(arms[best]['steps'][0])} steps): a gap of {gap:.2g}, {verdict}."
+        f"({seeds} seeds each, {int(arms[best]['steps'][0])} steps): "
+        f"{_verdict(arms[best]['mse'], arms[nxt]['mse'], seeds)}."
     )
     if name == "depth_vs_width":
         text += " At matched parameter counts: " + _versus(
-            arms, f"wide_{WIDE_MATCHED}", "deep_256_128_64"
+            arms, f"wide_{WIDE_MATCHED}", "deep_256_128_64", seeds
         )
     if name == "stride_vs_pool":
         text += " Per family: " + "; ".join(
-            _versus(arms, f"{m}_strided", f"{m}_maxpool") for m in ("conv_simple", "conv_deep")
+            _versus(arms, f"{m}_strided", f"{m}_maxpool", seeds)
+            for m in ("conv_simple", "conv_deep")
         )
     if name == "skips":
-        s, n = arms["unet_skips"], arms["no_skips"]
-        ratio = s["zeroed_code_mse"][0] / s["mse"][0]
-        text += (
-            f" With the code zeroed, unet_skips still reconstructs at MSE "
-            f"{_pm(s['zeroed_code_mse'])} ({ratio:.1f}× its normal MSE) while no_skips falls to "
-            f"{_pm(n['zeroed_code_mse'])}: "
-            + ("the skips bypass the bottleneck." if ratio < 3 else "the code still carries most.")
-        )
+        text += " " + _skips_sentence(arms, seeds)
     if name == "upsampling":
-        t, r = arms["transpose"], arms["resize"]
-        text += (
-            f" Checkerboard energy (share of the spectrum at the stride-2 frequencies): transpose "
-            f"{_pm(t['checkerboard_energy'], '.2e')}, resize "
-            f"{_pm(r['checkerboard_energy'], '.2e')}, the test images themselves "
-            f"{t['checkerboard_energy_of_originals'][0]:.2e}."
-        )
+        text += " " + _upsampling_sentence(arms, seeds)
+    if name == "architecture":
+        text += " " + _architecture_sentence(arms, seeds)
     return text
 
 
-def _versus(arms: dict, a: str, b: str) -> str:
-    """'a m ± s vs b m ± s: WINNER lower by g, k× the larger seed std' on test MSE."""
-    (ma, sa), (mb, sb) = arms[a]["mse"], arms[b]["mse"]
-    winner, gap, spread = (a if ma < mb else b), abs(ma - mb), max(sa, sb)
-    times = f"{gap / spread:.1f}× the larger seed std" if spread > 0 else "no seed spread"
+def apart(a: list[float], b: list[float]) -> bool:
+    """Whether the intervals mean ± std of a and b ([mean, std] each) do not overlap."""
+    return abs(a[0] - b[0]) > a[1] + b[1]
+
+
+def _verdict(lower: list[float], higher: list[float], seeds: int) -> str:
+    """'a gap of g, k× the larger seed std' when the intervals are apart, else why none."""
+    if seeds < 2:
+        return "1 seed, so no spread to judge the gap by (run --seeds 2 or more)"
+    if not apart(lower, higher):
+        return "no measurable difference (the mean ± std intervals overlap)"
+    gap, spread = higher[0] - lower[0], max(lower[1], higher[1])
+    return f"a gap of {gap:.2g}, {gap / spread:.1f}× the larger seed std"
+
+
+def _versus(arms: dict, a: str, b: str, seeds: int) -> str:
+    """'a (P params) m ± s vs b (P) m ± s: VERDICT' on test MSE, the winner named when apart."""
+    lo, hi = sorted((a, b), key=lambda arm: arms[arm]["mse"][0])
+    verdict = _verdict(arms[lo]["mse"], arms[hi]["mse"], seeds)
+    if verdict.startswith("a gap"):
+        verdict = f"{lo} lower by " + verdict.removeprefix("a gap of ")
     return (
         f"{a} ({int(arms[a]['params'][0]):,} params) {_pm(arms[a]['mse'])} vs {b} "
-        f"({int(arms[b]['params'][0]):,}) {_pm(arms[b]['mse'])}: {winner} lower by {gap:.2g}, "
-        f"{times}."
+        f"({int(arms[b]['params'][0]):,}) {_pm(arms[b]['mse'])}: {verdict}."
+    )
+
+
+def _skips_sentence(arms: dict, seeds: int) -> str:
+    """The zeroed-code MSEs; 'the skips bypass the bottleneck' only when unet_skips' is
+    measurably below no_skips' and within 3× its own normal MSE."""
+    s, n = arms["unet_skips"], arms["no_skips"]
+    zs, zn = s["zeroed_code_mse"], n["zeroed_code_mse"]
+    ratio = zs[0] / s["mse"][0]
+    if seeds >= 2 and apart(zs, zn) and zs[0] < zn[0]:
+        end = "the skips bypass the bottleneck." if ratio < 3 else "the code still carries most."
+    else:
+        end = "no measurable difference between them with the code zeroed."
+    return (
+        f"With the code zeroed, unet_skips reconstructs at MSE {_pm(zs)} ({ratio:.1f}× its "
+        f"normal MSE) and no_skips at {_pm(zn)}: {end}"
+    )
+
+
+def _upsampling_sentence(arms: dict, seeds: int) -> str:
+    """The checkerboard energies of both decoders and of the test images, and which is higher."""
+    t, r = arms["transpose"]["checkerboard_energy"], arms["resize"]["checkerboard_energy"]
+    if seeds >= 2 and apart(t, r):
+        hi, lo = ("transpose", "resize") if t[0] > r[0] else ("resize", "transpose")
+        end = f"{hi}'s is {max(t[0], r[0]) / min(t[0], r[0]):.1f}× {lo}'s."
+    else:
+        end = "no measurable difference between the decoders."
+    return (
+        f"Checkerboard energy (share of the spectrum at the stride-2 frequencies): transpose "
+        f"{_pm(t, '.2e')}, resize {_pm(r, '.2e')}, the test images themselves "
+        f"{arms['transpose']['checkerboard_energy_of_originals'][0]:.2e}: {end}"
+    )
+
+
+def _architecture_sentence(arms: dict, seeds: int) -> str:
+    """Per grid axis, of the arm pairs that differ only there: how often the larger arm has
+    the lower mean MSE, and how often measurably (intervals apart)."""
+    from jaxae.study_arms import CHANNELS, DEPTHS, GRID, KERNELS, grid_label
+
+    axes = (
+        (f"channels {CHANNELS[0][0]}→{CHANNELS[1][0]}", 0, CHANNELS),
+        (f"blocks {DEPTHS[0]}→{DEPTHS[1]}", 1, DEPTHS),
+        (f"kernel {KERNELS[0]}→{KERNELS[1]}", 2, KERNELS),
+    )
+    parts = []
+    for text, axis, values in axes:
+        pairs = []
+        for cell in GRID:
+            if cell[axis] == values[0]:
+                up = tuple(values[1] if i == axis else v for i, v in enumerate(cell))
+                pairs.append((arms[grid_label(*cell)]["mse"], arms[grid_label(*up)]["mse"]))
+        lower = sum(b[0] < a[0] for a, b in pairs)
+        sure = sum(b[0] < a[0] and apart(a, b) for a, b in pairs) if seeds >= 2 else 0
+        parts.append(
+            f"{text} lowers the mean MSE in {lower} of {len(pairs)} pairs, measurably "
+            f"(mean ± std intervals apart) in {sure}"
+        )
+    return (
+        "Per axis, of the arm pairs differing only there: " + "; ".join(parts) + ". Blocks also "
+        "set the code: 2 end at 7×7, 3 at 3×3 (code_size in the table)."
     )
 
 
@@ -286,11 +249,12 @@ def mse_vs_params(result: dict, out: pathlib.Path) -> str:
     plt = figures.plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (arm, s) in enumerate(result["arms"].items()):
+        label = f"{arm} (code {int(s['code_size'][0]):,})"  # depth changes the code size too
         ax.errorbar(
-            s["params"][0], s["mse"][0], yerr=s["mse"][1], fmt="o", color=f"C{i}", label=arm
+            s["params"][0], s["mse"][0], yerr=s["mse"][1], fmt="o", color=f"C{i}", label=label
         )
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters")
+    ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel("test MSE (mean ± std over seeds)")
     ax.legend(fontsize=8)
     ax.set_title("architecture grid: MSE against parameter count")

@@ -82,11 +82,13 @@ class ConvDeep(Model):
 
     Decoder: UpBlocks (ConvT 3×3 s2 → ReLU → BN) back through the encoder's sizes (3→7 with
     'VALID', 7→14, 14→28 with 'SAME'; for 32×32: 4→8→16→32), then Conv 3×3 → C logits.
-    skip=True concatenates the output of encoder block i (i = 0..n-2) onto the decoder input at
-    the same resolution (U-Net); `decode(z)` alone then uses zeros for those features.
+    kernel_size (odd) replaces 3×3 in every conv and transposed conv. skip=True concatenates
+    the output of encoder block i (i = 0..n-2) onto the decoder input at the same resolution
+    (U-Net); `decode(z)` alone then uses zeros for those features.
     """
 
     features: tuple[int, ...] = (16, 32, 64)
+    kernel_size: int = 3
     upsample: str = "transpose"
     downsample: str = "maxpool"
     skip: bool = False
@@ -94,7 +96,15 @@ class ConvDeep(Model):
     bn_axis_name: str | None = None
     image_shape: ImageShape = (28, 28, 1)
 
+    def __post_init__(self) -> None:
+        if self.kernel_size % 2 == 0:  # no centre: 'SAME' would shift each layer by half a pixel
+            raise ValueError(
+                f"ConvDeep.kernel_size must be odd (3, 5, ...); got {self.kernel_size}"
+            )
+        super().__post_init__()
+
     def setup(self) -> None:
+        k = self.kernel_size
         common = {
             "batch_norm": True,
             "bn_axis_name": self.bn_axis_name,
@@ -102,12 +112,19 @@ class ConvDeep(Model):
             "ops": self.ops,
             "dtype": self.dtype,
         }
-        self.enc = [DownBlock(f, self.downsample, **common) for f in self.features]
+        self.enc = [DownBlock(f, self.downsample, kernel=k, **common) for f in self.features]
         self.dec = [
-            UpBlock(f, self.upsample, resize_method=self.resize_method, **common)
+            UpBlock(
+                f,
+                self.upsample,
+                kernel=k,
+                resize_kernel=k,
+                resize_method=self.resize_method,
+                **common,
+            )
             for f in reversed(self.features)
         ]
-        self.out = conv(self, self.image_shape[2], self.features[0])
+        self.out = conv(self, self.image_shape[2], self.features[0], kernel=k)
 
     def _sizes(self) -> list[tuple[int, int]]:  # [(28, 28), (14, 14), (7, 7), (3, 3)]
         return level_sizes(self.image_shape[:2], [2] * len(self.features), ceil=False)

@@ -157,16 +157,17 @@ def conv(
     strides: int = 1,
     padding: Any = "SAME",
     name: str | None = None,
+    kernel: int = 3,
 ) -> nn.Module:
-    """owner.ops.conv, 3×3: x [B, H, W, in_channels] → [B, H', W', features]."""
+    """owner.ops.conv, kernel×kernel: x [B, H, W, in_channels] → [B, H', W', features]."""
     return owner.ops.conv(
         features,
-        (3, 3),
+        (kernel, kernel),
         strides=(strides, strides),
         padding=padding,
         name=name,
         dtype=owner.dtype,
-        **initializers(owner.init_scheme, 9 * in_channels),
+        **initializers(owner.init_scheme, kernel * kernel * in_channels),
     )
 
 
@@ -266,16 +267,17 @@ class Model(nn.Module):
 
 
 class DownBlock(nn.Module):
-    """Conv 3×3 → ReLU [→ BatchNorm], then halve: x [B, H, W, C_in] → [B, H', W', features].
+    """Conv k×k → ReLU [→ BatchNorm], then halve: x [B, H, W, C_in] → [B, H', W', features].
 
-    downsample: 'maxpool' (conv, then 2×2 max-pool), 'strided' (one 3×3 stride-2 conv) or 'none'.
+    downsample: 'maxpool' (conv, then 2×2 max-pool), 'strided' (one k×k stride-2 conv) or 'none'.
     ceil: halve to ⌈H/2⌉ (Keras 'same' pooling) instead of ⌊H/2⌋ (PyTorch MaxPool2d); both
-    modes give the same sizes, so decoders do not depend on the choice.
+    modes give the same sizes, so decoders do not depend on the choice. kernel: odd k (3).
     """
 
     features: int
     downsample: str = "maxpool"
     ceil: bool = False
+    kernel: int = 3
     batch_norm: bool = False
     bn_axis_name: str | None = None
     init_scheme: str = "flax"
@@ -284,13 +286,18 @@ class DownBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
-        c_in = x.shape[-1]
+        c_in, k = x.shape[-1], self.kernel
         if self.downsample == "strided":
-            # padding (0, 1) gives ⌊H/2⌋ for every H, like the floor pool; 'SAME' gives ⌈H/2⌉.
-            padding = "SAME" if self.ceil else ((0, 1), (0, 1))
-            x = conv(self, self.features, c_in, strides=2, padding=padding, name="conv")(x)
+            # padding (p, p + 1), p = (k - 3) / 2, gives ⌊H/2⌋ for every H, like the floor pool
+            # ((0, 1) for 3×3); 'SAME' gives ⌈H/2⌉.
+            p = (k - 3) // 2
+            padding = "SAME" if self.ceil else ((p, p + 1), (p, p + 1))
+            layer = conv(
+                self, self.features, c_in, strides=2, padding=padding, name="conv", kernel=k
+            )
         else:
-            x = conv(self, self.features, c_in, name="conv")(x)
+            layer = conv(self, self.features, c_in, name="conv", kernel=k)
+        x = layer(x)
         x = nn.relu(x)
         if self.batch_norm:
             x = batch_norm(self.bn_axis_name, self.dtype)(x, use_running_average=not train)
@@ -303,9 +310,9 @@ class UpBlock(nn.Module):
     """Upsample, convolve [→ ReLU → BatchNorm]: x [B, h, w, C_in] → [B, *out_hw, features].
 
     upsample: 'transpose' (a k×k transposed conv of stride `strides`, named 'up'; padding 'SAME'
-    or 'VALID', whichever lands on out_hw, e.g. 3→7 needs 'VALID'), or 'resize' (resize to
-    out_hw, then a 3×3 stride-1 conv: no checkerboard artefacts; the same parameter count when
-    kernel=3).
+    or 'VALID', whichever lands on out_hw, e.g. 3→7 needs 'VALID'; a larger kernel's 'VALID'
+    map is cropped to its centre), or 'resize' (resize to out_hw, then a resize_kernel²
+    stride-1 conv: no checkerboard artefacts; the same parameter count when both are equal).
     """
 
     features: int
@@ -316,6 +323,7 @@ class UpBlock(nn.Module):
     batch_norm: bool = False
     bn_axis_name: str | None = None
     resize_method: str = "nearest"
+    resize_kernel: int = 3
     init_scheme: str = "flax"
     ops: Ops = PLAIN
     dtype: Any = None
@@ -326,22 +334,36 @@ class UpBlock(nn.Module):
         out_hw = tuple(out_hw)
         if self.upsample == "transpose":
             k, s = self.kernel, self.strides
-            valid_hw = ((h - 1) * s + k, (w - 1) * s + k)
-            padding = "VALID" if valid_hw == out_hw and (h * s, w * s) != out_hw else "SAME"
+            padding = _transpose_padding((h, w), out_hw, k, s)
             init = initializers(self.init_scheme, self.features * k * k, transposed=True)
             up = self.ops.conv_transpose(
                 self.features, (k, k), (s, s), padding, name="up", dtype=self.dtype, **init
             )
-            x = fit(up(x), out_hw)  # only odd sizes need it: crop one row/column
+            x = up(x)
+            if padding == "VALID":  # crop the centre: tap centres land where a 3×3's do
+                dh, dw = ((n - o) // 2 for n, o in zip(x.shape[1:3], out_hw, strict=True))
+                x = x[:, dh:, dw:]
+            x = fit(x, out_hw)  # only odd sizes need it: crop one row/column
         else:
             if (h, w) != out_hw:
                 x = jax.image.resize(x, (b, *out_hw, c), self.resize_method)
-            x = conv(self, self.features, c, name="conv")(x)
+            x = conv(self, self.features, c, name="conv", kernel=self.resize_kernel)(x)
         if self.relu:
             x = nn.relu(x)
         if self.batch_norm:
             x = batch_norm(self.bn_axis_name, self.dtype)(x, use_running_average=not train)
         return x
+
+
+def _transpose_padding(hw: tuple[int, int], out_hw: tuple[int, int], k: int, s: int) -> str:
+    """'VALID' ((h-1)·s + k) where it lands on out_hw and 'SAME' (s·h) does not, or where 'SAME'
+    falls short and 'VALID' overshoots (kernels above 3 on odd sizes, 3→7); else 'SAME'."""
+    valid = tuple((n - 1) * s + k for n in hw)
+    same = tuple(n * s for n in hw)
+    if valid == out_hw and same != out_hw:
+        return "VALID"
+    short = any(a < o for a, o in zip(same, out_hw, strict=True))
+    return "VALID" if short and all(v >= o for v, o in zip(valid, out_hw, strict=True)) else "SAME"
 
 
 class DenseBlock(nn.Module):

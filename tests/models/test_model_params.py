@@ -120,6 +120,18 @@ HAND_COUNTS = [
     ("conv_deep", {"skip": True}, 83_905 + 9 * 32 * 32 + 9 * 16 * 16),
     ("conv_flat", {"skip": True}, 442_177 + 9 * 32 * 1),
     ("conv_simple", {"upsample": "resize"}, conv(3, 1, 16) + conv(3, 16, 1)),
+    # kernel_size 5 widens every conv and transposed conv of conv_deep; BN is unchanged
+    *(
+        (
+            "conv_deep",
+            fields,
+            sum(conv(5, a, b) for a, b in [(1, 16), (16, 32), (32, 64), (64, 64), (64, 32)])
+            + conv(5, 32, 16)
+            + conv(5, 16, 1)
+            + CONV_DEEP_BN,
+        )
+        for fields in ({"kernel_size": 5}, {"kernel_size": 5, "upsample": "resize"})
+    ),
     # CIFAR: only the first and the last conv see the 3 channels
     ("conv_deep", {"image_shape": CIFAR}, 83_905 - 145 - 160 + conv(3, 3, 16) + conv(3, 16, 3)),
     ("vanilla", {"image_shape": CIFAR}, 484_944 + (3072 - 784) * (256 + 257)),

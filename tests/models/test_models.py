@@ -35,17 +35,26 @@ CONV_OPTIONS = {
     ],
     "conv_vae": [{}, {"upsample": "resize", "downsample": "maxpool"}],
 }
-SHAPE_CASES = [
-    (name, fields, shape)
-    for name in models.MODELS
-    for fields in CONV_OPTIONS.get(name, [{}])
-    for shape in (MNIST, CIFAR)
-] + [
-    # odd and non-square sizes exercise the VALID/SAME choice and the final crop
-    (name, fields, (27, 30, 2))
-    for name in CONV_OPTIONS
-    for fields in CONV_OPTIONS[name][:2] + CONV_OPTIONS[name][3:5]
-]
+SHAPE_CASES = (
+    [
+        (name, fields, shape)
+        for name in models.MODELS
+        for fields in CONV_OPTIONS.get(name, [{}])
+        for shape in (MNIST, CIFAR)
+    ]
+    + [
+        # odd and non-square sizes exercise the VALID/SAME choice and the final crop
+        (name, fields, (27, 30, 2))
+        for name in CONV_OPTIONS
+        for fields in CONV_OPTIONS[name][:2] + CONV_OPTIONS[name][3:5]
+    ]
+    + [
+        # a 5×5 conv_deep: the strided padding and the transposed conv's centred crop
+        ("conv_deep", {"kernel_size": 5, **fields}, shape)
+        for fields in ({}, {"upsample": "resize", "downsample": "strided", "skip": True})
+        for shape in (MNIST, CIFAR, (27, 30, 2))
+    ]
+)
 
 
 @pytest.mark.parametrize("name, fields, shape", SHAPE_CASES)
@@ -67,6 +76,25 @@ def test_conv_deep_code_sizes():
         assert aux["z"].shape == (2, *code)
     (_, aux), _ = abstract_init(models.create_model("conv_keras"), MNIST)
     assert aux["z"].shape == (2, 4, 4, 8)
+
+
+def test_a_5x5_transposed_conv_is_cropped_to_its_centre():
+    """3→7 with k=5: 'SAME' gives 6, 'VALID' 9; the centre 7 is lax padding (3, 3), which
+    keeps each tap's centre at 2·p + 1 as with k=3 (cropping one side would shift it)."""
+    from jaxae.models.layers import UpBlock
+
+    block = UpBlock(4, kernel=5)
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 3, 3, 2))
+    variables = block.init(jax.random.PRNGKey(1), x, (7, 7), train=False)
+    got = block.apply(variables, x, (7, 7), train=False)
+    up = variables["params"]["up"]
+    want = jax.lax.conv_transpose(x, up["kernel"], (2, 2), ((3, 3), (3, 3)))
+    np.testing.assert_allclose(got, jax.nn.relu(want + up["bias"]), rtol=1e-5, atol=1e-6)
+
+
+def test_an_even_conv_deep_kernel_is_refused():
+    with pytest.raises(ValueError, match=r"kernel_size must be odd \(3, 5, ...\); got 4"):
+        models.create_model("conv_deep", kernel_size=4)
 
 
 def test_wrong_image_shape_is_a_clear_error():
