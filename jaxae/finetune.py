@@ -5,7 +5,8 @@ to classify on 1%, 10% and 100% of the training labels, with the encoder frozen 
 against the same network from scratch (encoder re-initialised) and against the heads on raw
 pixels. Every setting trains the same steps with Adam; test accuracy on the test split.
 The encoder runs in eval mode (BatchNorm's running statistics, no dropout), also when tuned.
-Writes W/analysis/finetune.json and finetune.html (the table).
+Writes W/analysis/finetune.json and finetune.html (the table); the table also goes into
+W/analysis/report.html (python -m jaxae.analyze) when that exists, and whenever it is rewritten.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import optax
 
 from jaxae import data, errors
+from jaxae.analysis import files, report
 from jaxae.analysis.load import Run, load
 
 MODES = ("frozen", "finetuned", "scratch", "pixels")
@@ -202,31 +204,34 @@ def finetune(
         "labels": {f"{f:.0%} labels": len(label_subset(y_train, f, seed)) for f in fractions},
         "test_accuracy": table,
     }
-    outdir = run.workdir / "analysis"
-    outdir.mkdir(exist_ok=True)
-    (outdir / "finetune.json").write_text(json.dumps(out, indent=2) + "\n")
-    (outdir / "finetune.html").write_text(render(out))
+    write(out, run)
     return out
 
 
 def render(out: dict) -> str:
     """finetune.html: the accuracy table, settings as rows, label fractions as columns."""
-    cols = list(out["labels"])
-    head = "".join(f"<th>{html.escape(c)} ({out['labels'][c]:,})</th>" for c in cols)
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td>"
-        + "".join(f"<td>{r[c]:.4f}</td>" for c in cols)
-        + "</tr>"
-        for name, r in out["test_accuracy"].items()
-    )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>finetune</title></head><body>"
         f"<h1>transfer learning from {html.escape(out['model'])} (step {out['step']})</h1>"
-        f"<p>Test accuracy on {out['test_examples']:,} test images after {out['steps']} Adam "
-        f"steps per setting. frozen/finetuned: the run's encoder; scratch: the same network "
-        f"re-initialised; pixels: the head on raw pixels.</p>"
-        f"<table border=1><tr><th>encoder + head</th>{head}</tr>{rows}</table></body></html>\n"
+        f"<p>{html.escape(report.finetune_text(out))}</p>{report.finetune_table(out)}"
+        "</body></html>\n"
     )
+
+
+def write(out: dict, run: Run) -> pathlib.Path:
+    """Writes run.workdir/analysis/finetune.json and finetune.html; when analysis.json is there
+    too, report.html is written again from it with the finetune table (nothing recomputed)."""
+    outdir = run.workdir / "analysis"
+    with files.writing_into(outdir):  # a full disk or read-only workdir: one line
+        files.write_text(outdir / "finetune.json", json.dumps(out, indent=2) + "\n")
+        files.write_text(outdir / "finetune.html", render(out))
+        analysis = files.read_previous(outdir / "analysis.json")
+        if "analyses" in analysis:
+            from jaxae.analysis.cli import ANALYSES  # the analyses' docs, for their paragraphs
+
+            docs = {n: (fn.__doc__ or "").strip() for n, fn in ANALYSES.items()}
+            report.write_report(run, analysis, outdir / "report.html", docs)
+    return outdir
 
 
 def main(argv: list[str]) -> None:
@@ -240,7 +245,9 @@ def main(argv: list[str]) -> None:
     with errors.one_line_errors():
         fractions = parse_fractions(args.fractions)
         finetune(args.workdir, fractions=fractions, steps=args.steps, max_test=args.max_test)
-    print(f"wrote {pathlib.Path(args.workdir) / 'analysis' / 'finetune.html'}")
+    outdir = pathlib.Path(args.workdir) / "analysis"
+    shown = " and its table into report.html" if (outdir / "analysis.json").exists() else ""
+    print(f"wrote {outdir / 'finetune.html'}{shown}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """jaxae.finetune: frozen encoders stay bit-identical, tuned ones move, heads learn."""
 
+import dataclasses
+import json
 import pathlib
 
 import jax
@@ -9,6 +11,7 @@ import pytest
 from conftest import assert_trees_equal, tiny_config
 
 from jaxae import data, finetune, models
+from jaxae.analysis import report
 from jaxae.analysis.load import Run
 
 
@@ -65,3 +68,51 @@ def test_bad_fractions_are_one_line():
     for bad in ("0", "x", "0.5,2", ""):
         with pytest.raises(finetune.FractionError, match="in \\(0, 1\\]"):
             finetune.parse_fractions(bad)
+
+
+def _finetune_out(run):
+    accuracy = {"frozen + linear": {"1% labels": 0.7125, "100% labels": 0.8031}}
+    accuracy["pixels + mlp"] = {"1% labels": 0.6502, "100% labels": 0.8417}
+    return {
+        "workdir": str(run.workdir),
+        "step": 7,
+        "model": "vanilla",
+        "steps": 5,
+        "test_examples": 32,
+        "labels": {"1% labels": 10, "100% labels": 1000},
+        "test_accuracy": accuracy,
+    }
+
+
+def test_the_finetune_table_goes_into_the_analysis_report(run_and_data, tmp_path):
+    """finetune rewrites an existing report.html with its table; analyze's write_report (run
+    again later) keeps it while finetune.json is beside the report, and shows none without."""
+    run = dataclasses.replace(run_and_data[0], workdir=tmp_path)
+    analysis = {"workdir": str(tmp_path), "step": 7, "model": "vanilla", "dataset": "synthetic"}
+    analysis["analyses"] = {"test_metrics": {"figures": [], "numbers": {"mse": 0.25}}}
+    outdir = tmp_path / "analysis"
+    outdir.mkdir()
+    (outdir / "analysis.json").write_text(json.dumps(analysis))
+    finetune.write(_finetune_out(run), run)
+    page = (outdir / "report.html").read_text()
+    assert "<a href='#finetune'>finetune</a>" in page and "id='finetune'" in page
+    assert "<tr><td>frozen + linear</td><td>0.7125</td><td>0.8031</td></tr>" in page
+    assert "<th>1% labels (10)</th><th>100% labels (1,000)</th>" in page
+    assert "after 5 Adam steps" in page and page.index("id='test_metrics'") < page.index(
+        "id='finetune'"
+    )
+    assert "<td>0.8417</td>" in (outdir / "finetune.html").read_text()
+    report.write_report(run, analysis, outdir / "report.html", {})
+    assert "<td>pixels + mlp</td><td>0.6502</td>" in (outdir / "report.html").read_text()
+    (outdir / "finetune.json").unlink()
+    report.write_report(run, analysis, outdir / "report.html", {})
+    assert "transfer learning" not in (outdir / "report.html").read_text()
+
+
+def test_finetune_without_an_analysis_writes_no_report(run_and_data, tmp_path):
+    run = dataclasses.replace(run_and_data[0], workdir=tmp_path)
+    finetune.write(_finetune_out(run), run)
+    assert sorted(p.name for p in (tmp_path / "analysis").iterdir()) == [
+        "finetune.html",
+        "finetune.json",
+    ]

@@ -57,16 +57,57 @@ def write_report(run: Run, out: dict, path: pathlib.Path, docs: dict[str, str]) 
     """report.html: every figure (relative paths), the numbers, config.json and summary.json.
 
     `out` is analysis.json's content; docs[name] is the paragraph shown under each analysis.
+    A finetune.json beside the report (python -m jaxae.finetune) adds its accuracy table.
     """
-    parts = _head(run, out)
+    finetune = files.read_json_object(
+        path.parent / "finetune.json",
+        "the report leaves the finetune table out",
+        lambda d: isinstance(d.get("test_accuracy"), dict) and isinstance(d.get("labels"), dict),
+    )
+    parts = _head(run, out, ["finetune"] if finetune else [])
     for name, entry in out["analyses"].items():
         parts += _section(name, entry, docs.get(name, ""))
+    if finetune:
+        parts += finetune_section(finetune)
     parts.append("</body></html>")
     files.write_text(path, "\n".join(parts) + "\n")
 
 
-def _head(run: Run, out: dict) -> list[str]:
-    """The title, navigation, summary.json table and config of the report."""
+def finetune_table(out: dict) -> str:
+    """finetune.json's accuracies as a table: settings as rows, label fractions as columns."""
+    cols = list(out["labels"])
+    head = "".join(f"<th>{html.escape(c)} ({out['labels'][c]:,})</th>" for c in cols)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{r[c]:.4f}</td>" for c in cols)
+        + "</tr>"
+        for name, r in out["test_accuracy"].items()
+    )
+    return f"<table border=1><tr><th>encoder + head</th>{head}</tr>{rows}</table>"
+
+
+def finetune_text(out: dict) -> str:
+    """What finetune.json's numbers are: the paragraph above its table."""
+    return (
+        f"Test accuracy on {out['test_examples']:,} test images after {out['steps']} Adam "
+        f"steps per setting (columns: label fraction, with the labelled training examples). "
+        f"frozen/finetuned: the run's encoder (checkpoint step {out['step']}); scratch: the same "
+        f"network re-initialised; pixels: the head on raw pixels."
+    )
+
+
+def finetune_section(out: dict) -> list[str]:
+    """The report's finetune section: heading, what the numbers are, the table."""
+    return [
+        "<h2 id='finetune'>transfer learning (finetune.json)</h2>",
+        f"<p>{html.escape(finetune_text(out))}</p>",
+        finetune_table(out),
+    ]
+
+
+def _head(run: Run, out: dict, more: list[str]) -> list[str]:
+    """The title, navigation (`more`: sections after the analyses), summary.json table and
+    config of the report."""
     summary = files.read_json_object(run.workdir / "summary.json", "the report shows none")
     return [
         f"<!doctype html><html><head><meta charset='utf-8'><title>jaxae analysis: "
@@ -77,7 +118,7 @@ def _head(run: Run, out: dict) -> list[str]:
         "Every number is also in <a href='analysis.json'>analysis.json</a>.</p>",
         _code_line(out.get("code")),
         "<nav>"
-        + "".join(f"<a href='#{n}'>{n}</a>" for n in ["summary", "config", *out["analyses"]])
+        + "".join(f"<a href='#{n}'>{n}</a>" for n in ["summary", "config", *out["analyses"], *more])
         + "</nav>",
         "<h2 id='summary'>Summary (summary.json)</h2>",
         _table(summary) if summary else "<p class='skip'>no summary.json: training unfinished</p>",
