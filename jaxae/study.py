@@ -134,13 +134,19 @@ def conclusion(name: str, result: dict) -> str:
         f"{_verdict(arms[best]['mse'], arms[nxt]['mse'], seeds)}."
     )
     if name == "depth_vs_width":
-        text += " At matched parameter counts: " + _versus(
-            arms, f"wide_{WIDE_MATCHED}", "deep_256_128_64", seeds
+        text += (
+            " At matched parameter counts: "
+            + _versus(arms, f"wide_{WIDE_MATCHED}", "deep_256_128_64", seeds)
+            + "."
         )
     if name == "stride_vs_pool":
-        text += " Per family: " + "; ".join(
-            _versus(arms, f"{m}_strided", f"{m}_maxpool", seeds)
-            for m in ("conv_simple", "conv_deep")
+        text += (
+            " Per family: "
+            + "; ".join(
+                _versus(arms, f"{m}_strided", f"{m}_maxpool", seeds)
+                for m in ("conv_simple", "conv_deep")
+            )
+            + "."
         )
     if name == "skips":
         text += " " + _skips_sentence(arms, seeds)
@@ -174,7 +180,7 @@ def _versus(arms: dict, a: str, b: str, seeds: int) -> str:
         verdict = f"{lo} lower by " + verdict.removeprefix("a gap of ")
     return (
         f"{a} ({int(arms[a]['params'][0]):,} params) {_pm(arms[a]['mse'])} vs {b} "
-        f"({int(arms[b]['params'][0]):,}) {_pm(arms[b]['mse'])}: {verdict}."
+        f"({int(arms[b]['params'][0]):,}) {_pm(arms[b]['mse'])}: {verdict}"
     )
 
 

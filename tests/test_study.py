@@ -140,6 +140,7 @@ def test_overlapping_intervals_are_no_measurable_difference():
     arms["conv_deep_strided"] = _arm(0.014, 0.002)  # now 0.016 < 0.0175: apart
     text = study.conclusion("stride_vs_pool", {"arms": arms, "study": {"seeds": [0, 1, 2]}})
     assert "conv_deep_strided lower by 0.005, 2.5× the larger seed std" in text
+    assert ".;" not in text and text.endswith("the larger seed std.")
     one = study.conclusion("stride_vs_pool", {"arms": arms, "study": {"seeds": [0]}})
     assert "lower by" not in one and "1 seed, so no spread" in one
 
