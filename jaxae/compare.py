@@ -135,10 +135,11 @@ def compare(
         row.update((extra or {}).get(name, {}))
         entries.append(Entry(name, run, summary, row))
     out.mkdir(parents=True, exist_ok=True)
+    shown = first_of_each_arm(entries, arms)  # the image figures: one run per arm
     figs = [
-        reconstructions(entries, x, y, examples, out, ds),
-        curves(entries, out),
-        code_maps(entries, x, y, out, batch_size),
+        reconstructions(shown, x, y, examples, out, ds),
+        curves(entries, out, arms),
+        code_maps(shown, x, y, out, batch_size, figures.class_names(ds.name, ds.num_classes)),
     ]
     result = {
         "title": title,
@@ -180,9 +181,22 @@ def aggregate(entries: list[Entry], arms: dict[str, str]) -> dict[str, dict]:
         stats = {}
         for col in cols:
             v = np.array([r[col] for r in rows if col in r], np.float64)
-            stats[col] = [float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0]
+            # identical values (params, steps) get 0, not the rounding noise of their mean
+            spread = len(v) > 1 and np.ptp(v) > 0
+            stats[col] = [float(v.mean()), float(v.std(ddof=1)) if spread else 0.0]
         table[arm] = {"runs": len(rows), **stats}
     return table
+
+
+def first_of_each_arm(entries: list[Entry], arms: dict[str, str] | None) -> list[Entry]:
+    """Every entry without arms; with them, the first run of each arm (seeds look alike, and a
+    row per seed makes the figures too long to read)."""
+    if not arms:
+        return entries
+    seen: dict[str, Entry] = {}
+    for e in entries:
+        seen.setdefault(arms[e.name], e)
+    return list(seen.values())
 
 
 def reconstructions(entries, x, y, examples, out, ds) -> str:
@@ -203,45 +217,62 @@ def reconstructions(entries, x, y, examples, out, ds) -> str:
     return figures.save(fig, out / "compare_reconstructions.png")
 
 
-def curves(entries, out) -> str:
+def curves(entries, out, arms: dict[str, str] | None = None) -> str:
     """Figure compare_curves: train and eval MSE of every run against the step (the objectives
-    differ between runs, MSE is logged by all; a run without it shows its loss)."""
+    differ between runs, MSE is logged by all; a run without it shows its loss). With arms, one
+    colour and one legend entry per arm (its seeds share them)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    groups = list(dict.fromkeys(arms[e.name] for e in entries)) if arms else []
     for k, e in enumerate(entries):
         records = read_metrics(e.run.workdir / "metrics.jsonl")
+        colour = groups.index(arms[e.name]) if arms else k
+        first = not arms or next(f for f in entries if arms[f.name] == arms[e.name]) is e
         for ax, split in zip(axes, ("train", "eval"), strict=True):
             rec = [r for r in records if r["split"] == split]
             term = "mse" if rec and all("mse" in r for r in rec) else "loss"
             pts = [(r["step"], r[term]) for r in rec if term in r]
             if pts:
                 s, v = np.array(pts, np.float64).T
-                label = e.name if term == "mse" else f"{e.name} (loss)"
+                label = (arms[e.name] if arms else e.name) + ("" if term == "mse" else " (loss)")
                 style = {"marker": "o", "ms": 3} if split == "eval" else {}
-                ax.plot(s, v, color=f"C{k % 10}", label=label, **style)
+                ax.plot(s, v, color=f"C{colour % 10}", label=label if first else None, **style)
     for ax, split in zip(axes, ("train", "eval"), strict=True):
-        ax.set_title(f"{split} MSE")
+        ax.set_title(f"{split} MSE" + (" (each arm's seeds in one colour)" if arms else ""))
         ax.set_xlabel("step")
+        ax.set_ylabel("MSE (log scale)")
         ax.set_yscale("log")
-    axes[1].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return figures.save(fig, out / "compare_curves.png")
 
 
-def code_maps(entries, x, y, out, batch_size) -> str:
-    """Figure compare_latent: each run's codes of the test images by PCA to 2-D, by class."""
+def code_maps(entries, x, y, out, batch_size, names: list[str]) -> str:
+    """Figure compare_latent: each run's codes of the test images by PCA to 2-D, coloured by
+    class (names[c] in the legend)."""
     from sklearn import decomposition  # the analysis extras; not imported by `import jaxae`
 
-    fig, axes = plt.subplots(1, len(entries), figsize=(4 * len(entries), 4), squeeze=False)
-    for ax, e in zip(axes[0], entries, strict=True):
+    cols = min(4, len(entries))  # more panels in one row would be too small to read
+    rows = -(-len(entries) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(entries) :]:
+        ax.axis("off")
+    for ax, e in zip(axes.flat, entries, strict=False):
         codes = map_over_batches(e.run.code, x, min(batch_size, len(x)))
+        y = np.asarray(y)
         codes = np.asarray(codes).reshape(len(x), -1)
         xy = decomposition.PCA(n_components=min(2, codes.shape[1])).fit_transform(codes)
         if xy.shape[1] == 1:
             xy = np.concatenate([xy, np.zeros_like(xy)], axis=1)
-        ax.scatter(*xy.T, s=3, c=[figures.class_color(int(c)) for c in y])
-        ax.set_title(f"{e.name}: code PCA", fontsize=9)
+        for c in np.unique(y):
+            ax.scatter(*xy[y == c].T, s=3, color=figures.class_color(int(c)), label=names[c])
+        ax.set_title(f"{e.name}: code PCA ({len(x)} test images)", fontsize=9)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
         ax.set_xticks([])
         ax.set_yticks([])
+    axes[0, cols - 1].legend(
+        markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5)
+    )
     fig.tight_layout()
     return figures.save(fig, out / "compare_latent.png")
 
@@ -256,8 +287,8 @@ _CSS = (
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, list) and len(v) == 2:
-        return f"{_cell(v[0])} ± {_cell(v[1])}"
+    if isinstance(v, list) and len(v) == 2:  # [mean, std]; std 0 (identical runs): the value
+        return f"{_cell(v[0])} ± {_cell(v[1])}" if v[1] else _cell(v[0])
     return html.escape(f"{v:,}" if isinstance(v, int) else str(v))
 
 

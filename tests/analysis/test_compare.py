@@ -63,3 +63,23 @@ def test_runs_of_other_image_shapes_are_refused_with_one_line(linear_run, small_
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
     assert "(16, 16, 1)" in result.stderr and not (tmp_path / "compare").exists()
+
+
+def test_a_study_draws_one_run_per_arm_and_no_rounding_noise():
+    """Image figures take each arm's first run; identical values average to std 0 (not the
+    1e-16 their float mean leaves), which the table shows as the bare value."""
+    names = ("a/seed0", "a/seed1", "a/seed2", "b/seed0")
+    entries = [
+        compare.Entry(n, None, {}, {"ratio": 784 / 576, "mse": 0.01 + i})
+        for i, n in enumerate(names)
+    ]
+    arms = {n: n.split("/")[0] for n in names}
+    assert [e.name for e in compare.first_of_each_arm(entries, arms)] == ["a/seed0", "b/seed0"]
+    assert compare.first_of_each_arm(entries, None) == entries
+    table = compare.aggregate(entries, arms)
+    assert table["a"]["ratio"] == [pytest.approx(784 / 576), 0.0]
+    assert table["a"]["mse"] == pytest.approx([1.01, 1.0])
+    assert (
+        compare._cell(table["a"]["ratio"]) == "1.361"
+        and compare._cell([0.01, 0.002]) == "0.01 ± 0.002"
+    )
