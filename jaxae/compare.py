@@ -74,9 +74,12 @@ def describe(run: Run) -> str:
     parts = [c.model.name, c.get("loss", "")]
     if c.denoise.kind != "none":
         parts.append(f"denoise={c.denoise.kind}")
-    for field in ("downsample", "upsample", "skip"):
+    for field in ("features", "kernel_size", "downsample", "upsample", "skip"):
         if field in c.model:
-            parts.append(f"{field}={c.model[field]}")
+            value = c.model[field]
+            parts.append(
+                f"{field}={'/'.join(map(str, value)) if isinstance(value, tuple | list) else value}"
+            )
     return " ".join(str(p) for p in parts if p)
 
 
