@@ -3,7 +3,8 @@
     python -m jaxae.analysis.table runs/vanilla runs/conv_deep ...
 
 prints one row per workdir: model, parameters, code shape and size, compression (input numbers
-per code number), steps and the final test metrics of summary.json.
+per code number), steps, the final test metrics of summary.json and, once `python -m
+jaxae.analyze` has run on that checkpoint, the sharpness ratio of its reconstructions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jaxae.analysis import files
 from jaxae.analysis.load import Run, load
 
 COLUMNS = ("run", "model", "params", "code", "compression", "steps", "mse", "psnr", "ssim")
+COLUMNS += ("sharpness",)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -57,7 +59,18 @@ def results_row(workdir: str | pathlib.Path) -> dict:
         "compression": size["compression"],
         "steps": summary.get("steps", run.step),
         **{m: summary.get(m) for m in ("mse", "psnr", "ssim")},
+        "sharpness": _analysed_sharpness(workdir / "analysis" / "analysis.json", run.step),
     }
+
+
+def _analysed_sharpness(path: pathlib.Path, step: int) -> float | None:
+    """test_metrics' sharpness ratio in analysis.json if it analysed checkpoint `step`."""
+    analysis = files.read_json_object(path, "its sharpness is left out")
+    if analysis.get("step") != step:
+        return None  # not analysed, or an older checkpoint's numbers
+    numbers = analysis.get("analyses", {}).get("test_metrics", {}).get("numbers", {})
+    value = numbers.get("sharpness_ratio")
+    return value if isinstance(value, float) else None
 
 
 def markdown(rows: list[dict]) -> str:
@@ -72,6 +85,8 @@ def markdown(rows: list[dict]) -> str:
             return f"{v:,}"
         if column == "mse":
             return f"{v:.4f}"
+        if column == "sharpness":
+            return f"{v:.3f}"
         if column in ("psnr", "ssim"):
             return f"{v:.3f}" if column == "ssim" else f"{v:.2f}"
         return str(v)

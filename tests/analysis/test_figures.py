@@ -3,6 +3,7 @@ after the activation, the code's size and compression, training curves without d
 
 import json
 import pathlib
+import shutil
 import types
 
 import jax
@@ -13,8 +14,10 @@ from sklearn import decomposition
 
 from jaxae import config as config_lib
 from jaxae import models
-from jaxae.analysis import curves, downstream, features, table
+from jaxae.analysis import cli, curves, downstream, features, table
 from jaxae.analysis.load import Run
+
+from .conftest import LIMITS
 
 
 def _run(name: str, *, abstract: bool = False, **fields) -> Run:
@@ -101,13 +104,18 @@ def test_code_size_and_compression(name, fields, code, compression):
     assert size["input_numbers"] == 784
 
 
-def test_results_table_of_a_workdir(linear_run):
+def test_results_table_of_a_workdir(linear_run, tmp_path):
     config, workdir, summary = linear_run
     row = table.results_row(workdir)
     assert row["code"] == "8" and row["compression"] == 98.0 and row["mse"] == summary["mse"]
     text = table.markdown([row])
     assert text.splitlines()[0].startswith("| run | model | params | code | compression")
     assert "| linear |" in text and "| 98.00× |" in text and f"{summary['mse']:.4f}" in text
+    assert row["sharpness"] is None and text.splitlines()[2].endswith("| – |")  # not analysed
+    copy = shutil.copytree(workdir, tmp_path / "linear")  # the shared run stays unanalysed
+    out = cli.analyze(copy, only=["test_metrics"], limits=LIMITS)
+    row = table.results_row(copy)
+    assert row["sharpness"] == out["analyses"]["test_metrics"]["numbers"]["sharpness_ratio"]
 
 
 def test_curves_merge_a_term_equal_to_the_loss_and_keep_dynamics_apart(tmp_path):
