@@ -229,14 +229,20 @@ def main(argv: list[str]) -> None:
     if bad:
         parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
     with errors.one_line_errors():
+        from jaxae import config_checks as checks
         from jaxae import config_file
-        from jaxae.config_checks import ConfigError, check_schema
 
         config = default_config()
         config_file.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
-        check_schema(config, default_config())
-        if config.num_steps <= 0 or config.batch_size <= 0 or config.learning_rate <= 0:
-            raise ConfigError("num_steps, batch_size and learning_rate must be > 0")
+        checks.check_schema(config, default_config())
+        checks.positive(config, "num_steps", "batch_size", "eval_batch_size", "learning_rate")
+        checks.positive(config, "dense")
+        widths = config.widths
+        if not widths or not all(type(w) is int and w > 0 for w in widths):
+            raise checks.ConfigError(
+                f"config field 'widths' must hold conv widths > 0, got {config.widths}; "
+                f"e.g. --config.widths='(32, 64)'"
+            )
         workdir = pathlib.Path(args.workdir)
         if workdir.exists() and not workdir.is_dir():
             raise ClassifierError(f"--workdir {workdir} is a file; give a directory path")

@@ -52,7 +52,9 @@ def test_workdir_that_is_a_file_and_bad_fields_are_one_error_line(tmp_path, caps
     code, err = _run_cli([f"--workdir={file}", "--config.dataset.name=synthetic"], capsys)
     assert code == 2 and "is a file" in err
     code, err = _run_cli([f"--workdir={tmp_path}", "--config.num_steps=0"], capsys)
-    assert code == 2 and "num_steps" in err
+    assert code == 2 and err == "error: config field 'num_steps' must be > 0, got 0"
+    code, err = _run_cli([f"--workdir={tmp_path}", "--config.widths=(32, 0)"], capsys)
+    assert code == 2 and "'widths' must hold conv widths > 0" in err
     code, err = _run_cli([f"--workdir={tmp_path}", "--config.latent_dim=3"], capsys)
     assert code == 2 and "unknown config field 'latent_dim'" in err
 
