@@ -20,7 +20,7 @@ def get_config():
     config.model = model_config("conv_vae", init_scheme="pytorch")
     config.loss = "bce"
     config.adversarial.kind = "image"
-    config.adversarial.weight = 1.0
+    config.adversarial.weight = 10.0
     config.adversarial.feature_weight = 100.0
     config.adversarial.prior_samples = True
     config.adversarial.learning_rate = 2e-4
