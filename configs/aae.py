@@ -7,6 +7,9 @@ The critic tells prior draws from encoder codes (`disc_loss`, accuracies `disc_r
 state and PRNG key are part of the checkpointed train state.
 Init: Flax's defaults (init_scheme='flax').
 Run:    python train.py --config configs/aae.py --workdir runs/aae
+Measured (--config.num_steps=1500, Fashion-MNIST test): MSE 0.0175, PSNR 18.23, SSIM 0.578;
+        code mean |μ| 0.055 and std 0.97-1.10 per dimension (N(0, I): 0 and 1), against
+        |μ| 1.29 and std 1.14-3.29 with --config.adversarial.kind=none (MSE 0.0165, SSIM 0.597).
 """
 
 from jaxae.config import default_config, model_config
