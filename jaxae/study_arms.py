@@ -45,17 +45,18 @@ def _within(params: dict[str, int], a: str, b: str, margin: float) -> str | None
 DEEP = (256, 128, 64)  # 784→256→128→64→32 and mirror
 WIDE_MATCHED = 299  # 784→299→32→299→784: 1634·w + 816 params ≈ DEEP's 489,136 (+0.05%)
 
-# The architecture grid: conv_deep's channels (halved or as is) × depth (blocks) × kernel size.
-# 2 × 2 × 2 = 8 arms keeps it a few CPU minutes per seed. Depth also sets the code: 2 blocks
-# end at 7×7, 3 blocks at 3×3, so the report shows code size beside every arm.
-CHANNELS = ((8, 16, 32), (16, 32, 64))
+# The architecture grid: channels (a quarter or half of conv_deep's 16/32/64) × depth (blocks)
+# × kernel size: 2 × 2 × 2 = 8 arms of 1,297 to 58,337 parameters, small so that every arm
+# trains in minutes on a CPU. Depth also sets the code: 2 blocks end at 7×7, 3 blocks at 3×3,
+# so the report shows code size beside every arm.
+CHANNELS = ((4, 8, 16), (8, 16, 32))
 DEPTHS = (2, 3)
 KERNELS = (3, 5)
 GRID = tuple(itertools.product(CHANNELS, DEPTHS, KERNELS))
 
 
 def grid_label(features: tuple[int, ...], depth: int, kernel: int) -> str:
-    """'c16_d3_k5': first block's channels, blocks, kernel size."""
+    """'c8_d3_k5': first block's channels, blocks, kernel size."""
     return f"c{features[0]}_d{depth}_k{kernel}"
 
 
@@ -122,7 +123,7 @@ STUDIES: dict[str, Study] = {
         ("checkerboard_energy", "checkerboard_energy_of_originals"),
     ),
     "architecture": Study(
-        "conv_deep channel counts × depth × kernel size: first-block channels 8 or 16 "
+        "conv_deep channel counts × depth × kernel size: first-block channels 4 or 8 "
         "(doubling per block), 2 or 3 blocks, 3×3 or 5×5 kernels",
         tuple(
             Arm(grid_label(f, d, k), {"name": "conv_deep", "features": f[:d], "kernel_size": k})
