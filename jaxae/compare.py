@@ -297,7 +297,8 @@ def _cell(v) -> str:
 
 def _html_table(rows: dict[str, dict], first: str) -> str:
     cols = list(dict.fromkeys(k for r in rows.values() for k in r if k != "workdir"))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in [first, *cols])
+    # spaces, not underscores, so that long names wrap and every column fits the page
+    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in [first, *cols])
     body = "".join(
         f"<tr><td>{html.escape(name)}</td>"
         + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in cols)
