@@ -233,10 +233,12 @@ def _architecture_sentence(arms: dict, seeds: int) -> str:
                 up = tuple(values[1] if i == axis else v for i, v in enumerate(cell))
                 pairs.append((arms[grid_label(*cell)]["mse"], arms[grid_label(*up)]["mse"]))
         lower = sum(b[0] < a[0] for a, b in pairs)
-        sure = sum(b[0] < a[0] and apart(a, b) for a, b in pairs) if seeds >= 2 else 0
+        sure = [apart(a, b) and seeds >= 2 for a, b in pairs]
+        sure_lower = sum(s and b[0] < a[0] for s, (a, b) in zip(sure, pairs, strict=True))
         parts.append(
-            f"{text} lowers the mean MSE in {lower} of {len(pairs)} pairs, measurably "
-            f"(mean ± std intervals apart) in {sure}"
+            f"{text} lowers the mean MSE in {lower} of {len(pairs)} pairs ({sure_lower} with "
+            f"the mean ± std intervals apart) and raises it in {len(pairs) - lower} "
+            f"({sum(sure) - sure_lower} apart)"
         )
     return (
         "Per axis, of the arm pairs differing only there: " + "; ".join(parts) + ". Blocks also "
@@ -249,20 +251,46 @@ def _pm(stat: list[float], fmt: str = ".4g") -> str:
 
 
 def mse_vs_params(result: dict, out: pathlib.Path) -> str:
-    """Figure study_mse_vs_params: each arm's mean test MSE (± std) against its parameters."""
+    """Figure study_mse_vs_params: each arm's mean test MSE (± std) against its parameters;
+    colour: blocks (they also set the code size), marker: kernel size, each point labelled."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from jaxae.analysis import figures
+    from jaxae.study_arms import DEPTHS, GRID, KERNELS, grid_label
 
     plt = figures.plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (arm, s) in enumerate(result["arms"].items()):
-        label = f"{arm} (code {int(s['code_size'][0]):,})"  # depth changes the code size too
-        ax.errorbar(
-            s["params"][0], s["mse"][0], yerr=s["mse"][1], fmt="o", color=f"C{i}", label=label
+    colour = {d: f"C{i}" for i, d in enumerate(DEPTHS)}
+    marker = dict(zip(KERNELS, "os", strict=True))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for f, d, k in GRID:
+        label = grid_label(f, d, k)
+        s = result["arms"][label]
+        x, (y, err) = s["params"][0], s["mse"]
+        ax.errorbar(x, y, yerr=err, fmt=marker[k], color=colour[d], capsize=3)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    codes = {
+        d: " or ".join(
+            f"{c:,}"
+            for c in sorted(
+                {int(s["code_size"][0]) for a, s in result["arms"].items() if f"_d{d}_" in a}
+            )
         )
+        for d in DEPTHS
+    }
+    handles = [
+        Line2D([], [], color=colour[d], marker="o", ls="", label=f"{d} blocks (code {codes[d]})")
+        for d in DEPTHS
+    ] + [Line2D([], [], color="k", marker=marker[k], ls="", label=f"{k}×{k}") for k in KERNELS]
+    ax.legend(handles=handles, fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.15)  # room for the labels of the outermost points
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # 2×10³, 3×10³... overlapped
     ax.set_xlabel("trainable parameters (log scale)")
-    ax.set_ylabel("test MSE (mean ± std over seeds)")
-    ax.legend(fontsize=8)
+    seeds = len(result["study"]["seeds"])
+    ax.set_ylabel(f"test MSE (bars: ± std over {seeds} seeds)")
     ax.set_title("architecture grid: MSE against parameter count")
     return figures.save(fig, out / "study_mse_vs_params.png")
 
