@@ -268,11 +268,12 @@ def code_maps(entries, x, y, out, batch_size, names: list[str]) -> str:
             xy = np.concatenate([xy, np.zeros_like(xy)], axis=1)
         for c in np.unique(y):
             ax.scatter(*xy[y == c].T, s=3, color=figures.class_color(int(c)), label=names[c])
-        ax.set_title(f"{e.name}: code PCA ({len(x)} test images)", fontsize=9)
+        ax.set_title(e.name, fontsize=9)  # the rest is in the suptitle: long names overlapped
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.suptitle(f"codes of {len(x)} test images by PCA to 2-D, coloured by class")
     axes[0, cols - 1].legend(
         markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5)
     )
