@@ -383,7 +383,9 @@ def main(argv: list[str]) -> str:
         for other in torch_rows:
             if all(other[k] == row[k] for k in ("model", "dtype", "batch")):
                 row.update({k: v for k, v in other.items() if k.startswith("torch")})
-    torch_note = "torch not importable" if not torch_rows else "PyTorch on the same device"
+    torch_note = (
+        "torch not importable" if not torch_rows else "torch (eager, compile) on the same device"
+    )
     header = (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; jax {jax.__version__}, "
         f"{jax.device_count()} x {device.device_kind} ({device.platform}); data: {source}, "

@@ -315,3 +315,9 @@ def test_vanilla_names_its_code_layer():
     _, variables = abstract_init(model, MNIST)
     kernel = variables["params"][model.code_layer_name()]["kernel"]
     assert kernel.shape == (128, 64)  # hidden[-1] → latent_dim
+
+
+@pytest.mark.parametrize("name", ["conv_deep", "conv_flat", "conv_keras", "vqvae"])
+def test_a_conv_stack_of_no_layers_is_refused_by_name(name):
+    with pytest.raises(ValueError, match=r"\.features needs at least one width; got \(\)"):
+        models.create_model(name, features=())
