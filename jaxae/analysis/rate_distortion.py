@@ -150,32 +150,38 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], codec_names: list[str], title: str):
-    """PSNR and MS-SSIM against bpp (log axis), per-image files solid, tiled/payload dashed."""
+    """PSNR and MS-SSIM against bpp (log axis), per-image files solid, tiled/payload dashed.
+
+    The codec runs (a λ ladder) are one curve, each point labelled with its run's name."""
     from jaxae.analysis import figures
 
     plt = figures.plt
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    colors = {"JPEG": "tab:red", "WEBP": "tab:green", "PNG": "k"}
+    series = (("JPEG", ["JPEG"], "tab:red"), ("WEBP", ["WEBP"], "tab:green"))
+    series += (("learned codec", list(codec_names), "tab:blue"),)
     for ax, metric in zip(axes, ("psnr", "ms_ssim"), strict=True):
-        for method in ["JPEG", "WEBP", *codec_names]:
+        for label, methods, color in series:
             for mode, ls in (("per-image", "-"), ("tiled", "--")):
                 pts = sorted(
-                    (r["bpp"], r[metric])
+                    (r["bpp"], r[metric], r["method"])
                     for r in rows
-                    if r["method"] == method and r["mode"] == mode
+                    if r["method"] in methods and r["mode"] == mode
                 )
-                if pts:
-                    x, y = zip(*pts, strict=True)
-                    label = f"{method} ({'files' if mode == 'per-image' else 'tiled / payload'})"
-                    ax.plot(
-                        x,
-                        y,
-                        ls,
-                        marker="o",
-                        ms=3,
-                        color=colors.get(method, "tab:blue"),
-                        label=label,
-                    )
+                if not pts:
+                    continue
+                x, y, names = zip(*pts, strict=True)
+                kind = "files" if mode == "per-image" else "tiled / payload"
+                ax.plot(x, y, ls, marker="o", ms=3, color=color, label=f"{label} ({kind})")
+                if label == "learned codec" and mode == "per-image":
+                    for xi, yi, name in zip(x, y, names, strict=True):
+                        ax.annotate(
+                            name,
+                            (xi, yi),
+                            fontsize=7,
+                            xytext=(4, -10),
+                            textcoords="offset points",
+                            color=color,
+                        )
         for r in rows:
             if r["method"] == "PNG":
                 ax.axvline(r["bpp"], color="k", lw=0.8, ls=":" if r["mode"] == "tiled" else "-.")

@@ -30,11 +30,17 @@ def code_size(run: Run) -> dict:
     """The code's shape and size against the input's: {'input_shape', 'input_numbers',
     'code_shape', 'code_numbers', 'compression' (input numbers / code numbers), 'code_text'}.
 
-    The code is what the decoder takes (mu for VAEs); conv_deep's 3×3×64 code is 576 numbers for
-    a 28×28×1 = 784 image, 1.36× compression.
+    The code is what the decoder takes (mu for VAEs; for a VQ-VAE the codebook index of each
+    position, 7×7 = 49 for a 28×28 image); conv_deep's 3×3×64 code is 576 numbers for a
+    28×28×1 = 784 image, 1.36× compression.
     """
     d, k = math.prod(run.image_shape), math.prod(run.code_shape)
     text = f"{shape_text(run.code_shape)} = {k}" if len(run.code_shape) > 1 else str(k)
+    entries = getattr(run.model, "num_embeddings", None)
+    if entries is not None:  # VQ: the decoder's vectors are fixed by one index per position
+        positions = run.code_shape[:-1]
+        k = math.prod(positions)
+        text = f"{shape_text(positions)} = {k} indices of {entries}"
     return {
         "input_shape": list(run.image_shape),
         "input_numbers": d,

@@ -96,6 +96,7 @@ def test_layer_stats_dead_means_constant_for_every_image():
         ("conv_deep", {}, "3×3×64 = 576", 784 / 576),
         ("vanilla", {}, "64", 784 / 64),
         ("conv_vae", {}, "128 (mu)", 784 / 128),
+        ("vqvae", {}, "7×7 = 49 indices of 64", 784 / 49),  # one codebook index per position
     ],
 )
 def test_code_size_and_compression(name, fields, code, compression):
