@@ -260,7 +260,7 @@ class Model(nn.Module):
             if hasattr(self, field):
                 check_choice(owner, field, getattr(self, field), choices)
         for field in ("features", "decoder_features"):  # a conv stack of no layers has no code
-            if hasattr(self, field) and len(tuple(getattr(self, field))) == 0:
+            if isinstance(getattr(self, field, None), tuple | list) and not getattr(self, field):
                 raise ValueError(f"{owner}.{field} needs at least one width; got ()")
         super().__post_init__()
 
