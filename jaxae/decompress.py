@@ -25,9 +25,9 @@ def main(argv: list[str]) -> None:
         from PIL import Image
 
         from jaxae.analysis.cli import parse_step
-        from jaxae.codec.api import ImageCodec
+        from jaxae.codec.api import open_codec
 
-        codec = ImageCodec.from_workdir(args.workdir, parse_step(args.step))
+        codec = open_codec(args.workdir, parse_step(args.step))
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for text in args.files:

@@ -26,9 +26,9 @@ def main(argv: list[str]) -> None:
         from jaxae import data
         from jaxae.analysis import rate_distortion as rd
         from jaxae.analysis.report import jsonable
-        from jaxae.codec.api import ImageCodec
+        from jaxae.codec.api import open_codec
 
-        codecs = {pathlib.Path(w).name: ImageCodec.from_workdir(w) for w in args.workdirs}
+        codecs = {pathlib.Path(w).name: open_codec(w) for w in args.workdirs}
         first = next(iter(codecs.values())).run.config
         images = data.load_for_config(first).test_images[: args.max_examples]
         rows, estimates = [], {}

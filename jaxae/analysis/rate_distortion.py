@@ -203,7 +203,7 @@ def rate_distortion(ctx) -> dict:
     from jaxae.codec.api import ImageCodec
 
     if not isinstance(ctx.run.model, models.Codec):
-        raise Skipped("not a learned codec (model 'codec')")
+        raise Skipped(f"model {ctx.run.config.model.name!r} is not the learned codec ('codec')")
     n = min(len(ctx.x_eval), MAX_EXAMPLES)
     images = ctx.dataset.test_images[:n]
     rows, estimate = codec_rows(ImageCodec(ctx.run), images, "codec")

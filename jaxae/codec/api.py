@@ -31,8 +31,9 @@ class ImageCodec:
     def __init__(self, run: Run):
         if not isinstance(run.model, models.Codec):
             raise NotACodecError(
-                f"{run.workdir} holds model {run.config.model.name!r}, not a learned codec; "
-                f"train one with: python train.py --config configs/codec.py --workdir DIR"
+                f"{run.workdir} holds model {run.config.model.name!r}, neither the learned codec "
+                f"nor a VQ-VAE; train one with: python train.py --config configs/codec.py "
+                f"--workdir DIR"
             )
         self.run = run
         self.channels = run.image_shape[2]
@@ -60,6 +61,11 @@ class ImageCodec:
             return entropy.bits(model.apply({"params": params}, q, method=type(model).likelihoods))
 
         return jax.jit(analysis), jax.jit(synthesis), jax.jit(bits)
+
+    def latent_shape(self, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The latent integers' shape (h, w, M) of an image of `image_shape` (H, W, C)."""
+        hh, ww, _ = image_shape
+        return (-(-hh // STRIDE), -(-ww // STRIDE), self.tables.channels)
 
     def check_image(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """image [H, W] or [H, W, C] uint8 -> [H, W, C]; one-line error for anything else."""
@@ -115,11 +121,20 @@ class ImageCodec:
                 f"decompress it with the --workdir and --step that compressed it"
             )
         (hh, ww, c), latent = header.image_shape, header.latent_shape
-        expected = (-(-hh // STRIDE), -(-ww // STRIDE), self.tables.channels)
-        if c != self.channels or tuple(latent) != expected:
+        if c != self.channels or tuple(latent) != self.latent_shape((hh, ww, c)):
             raise BitstreamError(f"{name} is corrupt: its header's shapes do not fit this model")
         try:
             q = bitstream.decode(payload, latent, self.tables)
         except (ValueError, RuntimeError) as e:
             raise BitstreamError(f"{name} is truncated or corrupt ({e})") from None
         return self.synthesize(q, header.image_shape)
+
+
+def open_codec(workdir: str | pathlib.Path, step=None) -> ImageCodec:
+    """The codec of a workdir: the learned codec, or a VQ-VAE's indices (jaxae/codec/vq.py)."""
+    run = load(workdir, step)
+    if isinstance(run.model, models.ConvVQ):
+        from jaxae.codec.vq import VQCodec
+
+        return VQCodec(run)
+    return ImageCodec(run)

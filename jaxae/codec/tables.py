@@ -111,8 +111,9 @@ def path_for(workdir: pathlib.Path, step: int) -> pathlib.Path:
     return pathlib.Path(workdir) / "codec" / f"tables_{step}.npz"
 
 
-def load_or_build(workdir: pathlib.Path, step: int, model, params: Any) -> Tables:
-    """The stored tables of checkpoint `step`, or built now and stored (atomically) if absent."""
+def load_or_build(workdir: pathlib.Path, step: int, model, params: Any, builder=None) -> Tables:
+    """The stored tables of checkpoint `step`, or built now (`builder()`, by default `build`)
+    and stored (atomically) if absent."""
     path = path_for(workdir, step)
     digest = params_digest(params).hexdigest()
     if path.exists():
@@ -123,7 +124,7 @@ def load_or_build(workdir: pathlib.Path, step: int, model, params: Any) -> Table
                     f"delete it (it is rebuilt on the next compress) or restore its checkpoint"
                 )
             return Tables(f["counts"], f["offsets"], f["lengths"], f["fingerprint"].tobytes())
-    tables = build(model, params)
+    tables = builder() if builder is not None else build(model, params)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(
