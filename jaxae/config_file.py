@@ -108,6 +108,9 @@ def _parse_value(text: str, current: Any, path: str) -> Any:
             f"--config.{path}={text} is not an integer; write it as one, e.g. "
             f"--config.{path}={hint}"
         )
+    if hasattr(current, "keys"):  # a group such as codec: set its fields, not the group
+        fields = ", ".join(f"--config.{path}.{k}" for k in sorted(current.keys()))
+        raise ConfigError(f"--config.{path} is a group of fields; set one of them: {fields}")
     kind = {float: "number", tuple: "tuple"}.get(want, want.__name__)
     raise ConfigError(
         f"--config.{path}={text} is not a {kind} (it is {current!r} now); "

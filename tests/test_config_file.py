@@ -61,6 +61,7 @@ OVERRIDES = {
     "seed.x=1": ["'seed' is a value"],
     "progress=maybe": ["not a bool", "--config.progress=True"],
     "learning_rate=fast": ["not a number", "--config.learning_rate=0.001"],
+    "codec=": ["is a group of fields", "--config.codec.lmbda"],  # not the group's repr
 }
 
 
