@@ -224,16 +224,14 @@ def load(workdir: str | pathlib.Path) -> tuple[Classifier, dict, dict]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxae.classifier", description=__doc__)
     parser.add_argument("--workdir", required=True, help="where the classifier is written")
-    args, rest = parser.parse_known_args(argv)
-    bad = [a for a in rest if not a.startswith("--config.")]
-    if bad:
-        parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
+    from jaxae import config_file
+
+    args, overrides = config_file.parse_with_overrides(parser, argv)
     with errors.one_line_errors():
         from jaxae import config_checks as checks
-        from jaxae import config_file
 
         config = default_config()
-        config_file.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
+        config_file.apply_overrides(config, overrides)
         checks.check_schema(config, default_config())
         checks.positive(config, "num_steps", "batch_size", "eval_batch_size", "learning_rate")
         checks.positive(config, "dense")

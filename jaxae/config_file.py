@@ -161,3 +161,13 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             if i < len(parents):
                 target = target[part]
         target[leaf] = _parse_value(text, target[leaf], path)
+
+
+def parse_with_overrides(parser, argv: list[str]) -> tuple[Any, list[str]]:
+    """(`parser`'s arguments, the `--config.FIELD=VALUE` overrides among `argv` as
+    'FIELD=VALUE' strings for `apply_overrides`); any other extra argument is a usage error."""
+    args, rest = parser.parse_known_args(argv)
+    bad = [a for a in rest if not a.startswith("--config.")]
+    if bad:
+        parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
+    return args, [a.removeprefix("--config.") for a in rest]

@@ -303,11 +303,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per arm (0..N-1)")
     parser.add_argument("--steps", type=int, default=300, help="training steps per run")
     parser.add_argument("--max_examples", type=int, default=1000, help="test images scored")
-    args, rest = parser.parse_known_args(argv)
-    bad = [a for a in rest if not a.startswith("--config.")]
-    if bad:
-        parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
-    overrides = [f"num_steps={args.steps}", *(a.removeprefix("--config.") for a in rest)]
+    from jaxae import config_file
+
+    args, overrides = config_file.parse_with_overrides(parser, argv)
+    overrides = [f"num_steps={args.steps}", *overrides]
     with errors.one_line_errors():
         result = run_study(
             args.name,

@@ -21,18 +21,24 @@ def _pair(shape=(3, 28, 28, 1), seed=0):
     return logits, x
 
 
+def _assert_gradient_matches_central_difference(f, t, *, eps, rtol, seed):
+    """grad f(t) · d equals (f(t + eps d) - f(t - eps d)) / 2 eps along a random direction d,
+    and the gradient is not zero (float64 expected)."""
+    direction = jnp.asarray(np.random.default_rng(seed).normal(size=t.shape))
+    grad = jax.jit(jax.grad(f))(t)
+    f = jax.jit(f)
+    fd = (f(t + eps * direction) - f(t - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=rtol)
+    assert float(jnp.abs(grad).max()) > 0
+
+
 @pytest.mark.parametrize("loss", [perceptual.ssim_loss, perceptual.ms_ssim_loss])
 def test_loss_gradient_matches_a_central_finite_difference(loss):
     with jax.enable_x64(True):
         logits, x = (jnp.asarray(a, jnp.float64) for a in _pair((2, 16, 16, 1)))
-        direction = jnp.asarray(np.random.default_rng(1).normal(size=logits.shape))
-        f = lambda t: jnp.sum(loss(t, x))  # noqa: E731
-        grad = jax.jit(jax.grad(f))(logits)
-        eps = 1e-5
-        f = jax.jit(f)
-        fd = (f(logits + eps * direction) - f(logits - eps * direction)) / (2 * eps)
-        np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=1e-6)
-        assert float(jnp.abs(grad).max()) > 0
+        _assert_gradient_matches_central_difference(
+            lambda t: jnp.sum(loss(t, x)), logits, eps=1e-5, rtol=1e-6, seed=1
+        )
 
 
 def test_ssim_parts_gives_dm_pix_ssim_and_equal_images_score_one():
@@ -122,18 +128,12 @@ def test_feature_loss_gradient_matches_a_central_finite_difference(feature_workd
     with jax.enable_x64(True):
         params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
         logits, x = (jnp.asarray(a, jnp.float64) for a in _pair((2, 12, 12, 1), seed=6))
-        direction = jnp.asarray(np.random.default_rng(7).normal(size=logits.shape))
 
         def f(t):
             return jnp.sum(perceptual.feature_distance(module, params, jax.nn.sigmoid(t), x))
 
-        grad = jax.jit(jax.grad(f))(logits)
         # a small step: a ReLU whose input changes sign inside it would bend the difference
-        eps = 1e-7
-        f = jax.jit(f)
-        fd = (f(logits + eps * direction) - f(logits - eps * direction)) / (2 * eps)
-        np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=1e-5)
-        assert float(jnp.abs(grad).max()) > 0
+        _assert_gradient_matches_central_difference(f, logits, eps=1e-7, rtol=1e-5, seed=7)
 
 
 def test_perceptual_config_trains_and_logs_feature_loss(tmp_path, feature_workdir):

@@ -180,10 +180,9 @@ def main(argv: list[str], train: Trainer) -> None:
     parser.add_argument("--config", required=True, help="a config file, e.g. configs/linear.py")
     parser.add_argument("--latents", required=True, help="code sizes, e.g. 2,4,8,16,32,64")
     parser.add_argument("--workdir", required=True, help="one run per size goes under it")
-    args, rest = parser.parse_known_args(argv)
-    bad = [a for a in rest if not a.startswith("--config.")]
-    if bad:
-        parser.error(f"unexpected arguments {bad}; overrides look like --config.FIELD=VALUE")
+    from jaxae import config_file
+
+    args, overrides = config_file.parse_with_overrides(parser, argv)
     with errors.one_line_errors():
         try:
             sizes = [int(s) for s in args.latents.split(",") if s.strip()]
@@ -192,7 +191,7 @@ def main(argv: list[str], train: Trainer) -> None:
                 f"--latents {args.latents!r} must be comma-separated ints, e.g. 2,4,8,16"
             ) from None
         config = config_lib.load_file(args.config)
-        config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
+        config_lib.apply_overrides(config, overrides)
         result = sweep(config, sizes, args.workdir, train)
     where = pathlib.Path(args.workdir) / "sweep.json"
     print(f"wrote {where}; elbow at code size {result['elbow_code_size']}")

@@ -45,14 +45,20 @@ def images(n, shape=(28, 28, 1), seed=0):
 @pytest.fixture(scope="session")
 def trained_codec(tmp_path_factory):
     """(workdir, dataset test images) of a codec trained 150 steps on synthetic images."""
-    from jaxae import data, train
-
-    workdir = tmp_path_factory.mktemp("codec")
     config = tiny_config("codec", num_steps=150, eval_every=150, batch_size=16)
     config.model = config_lib.model_config("codec", features=8, latent_channels=8)
     config.codec.lmbda = 0.05
     config.dataset.max_train_examples = 256
     config.dataset.max_test_examples = 32
+    return train_tiny(tmp_path_factory, "codec", config)
+
+
+def train_tiny(tmp_path_factory, name, config):
+    """(workdir, dataset test images) after training `config` in a fresh workdir `name`, with
+    the session's own dataset cache and no download."""
+    from jaxae import data, train
+
+    workdir = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JAXAE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
         env.setenv("JAXAE_NO_DOWNLOAD", "1")

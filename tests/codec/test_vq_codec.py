@@ -10,23 +10,17 @@ from jaxae.codec import bitstream
 from jaxae.codec.api import open_codec
 from jaxae.codec.vq import VQCodec
 
+from .conftest import train_tiny
+
 
 @pytest.fixture(scope="module")
 def trained_vq(tmp_path_factory):
     """(workdir, test images) of a small VQ-VAE trained 40 steps on synthetic images."""
-    from jaxae import data, train
-
-    workdir = tmp_path_factory.mktemp("vq")
     config = tiny_config("vqvae", num_steps=40, eval_every=40, batch_size=16)
     config.model = config_lib.model_config("vqvae", features=(8, 16), num_embeddings=16)
     config.dataset.max_train_examples = 128
     config.dataset.max_test_examples = 16
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JAXAE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        env.setenv("JAXAE_NO_DOWNLOAD", "1")
-        train.train_and_evaluate(config, workdir)
-        test_images = data.load_for_config(config).test_images
-    return workdir, test_images
+    return train_tiny(tmp_path_factory, "vq", config)
 
 
 def test_indices_round_trip_bit_exactly_to_the_models_reconstruction(trained_vq):
