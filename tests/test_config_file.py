@@ -79,3 +79,20 @@ def test_integer_written_as_float_literal_is_refused_not_truncated():
     config = config_lib.load_file(ROOT / "configs" / "conv_deep.py")
     config_lib.apply_overrides(config, ["num_steps=1000", "learning_rate=1e-3"])
     assert config.num_steps == 1000 and config.learning_rate == 1e-3
+
+
+def test_extra_arguments_are_overrides_or_a_usage_error(capsys):
+    import argparse
+
+    from jaxae import config_file
+
+    parser = argparse.ArgumentParser(prog="x")
+    parser.add_argument("--workdir")
+    args, overrides = config_file.parse_with_overrides(
+        parser, ["--workdir", "w", "--config.num_steps=3", "--config.model.latent_dim=4"]
+    )
+    assert args.workdir == "w" and overrides == ["num_steps=3", "model.latent_dim=4"]
+    with pytest.raises(SystemExit) as info:
+        config_file.parse_with_overrides(parser, ["--workdir", "w", "--steps=3"])
+    assert info.value.code == 2
+    assert "unexpected arguments ['--steps=3']" in capsys.readouterr().err
