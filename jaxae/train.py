@@ -118,8 +118,8 @@ class Loop:
         while step < job.total_steps and not self.selection.should_stop:
             first, step = step + 1, self.feeder.end(step, job.total_steps)
             state, metrics = self.feeder(state, first, step, job.train_rng)
-            startup.mark("first step compiled and run", wait=metrics)
-            self.log.push(first, step, metrics)
+            waited = startup.mark("first step compiled and run", wait=metrics)
+            self.log.push(first, step, metrics, timed=not waited)
             checkpoint.seal_if_idle(self.mngr)
             is_eval = _itstime(step, job.eval_every, job.total_steps)
             is_ckpt = _itstime(step, job.checkpoint_every, job.total_steps)

@@ -49,7 +49,9 @@ class TrainLog:
     the pending one now (before evaluation, checkpoints and the end). Every step's values are
     checked for NaN/inf (TrainingDivergedError naming the term), and every `log_every` steps the
     mean since the last line goes to `writer` with images/s. Training time counts from the
-    return of each dispatch (compilation done) until its metrics arrive, i.e. its execution.
+    return of each dispatch (compilation done) until its metrics arrive, i.e. its execution; a
+    dispatch pushed with `timed=False` (one the caller already waited on) counts in neither the
+    time nor the images, so with no timed dispatch the rate is None, never a guess.
     """
 
     def __init__(self, writer, *, log_every: int, total_steps: int, batch_size: int, bar=None):
@@ -58,7 +60,7 @@ class TrainLog:
         self.last_saved = 0  # for the divergence message
         self.checkpoints: Any = None
         self.train_time, self.train_images = 0.0, 0
-        self._pending: tuple[int, int, Any] | None = None
+        self._pending: tuple[int, int, Any, bool] | None = None
         self._timer: float | None = None
         self._window: list[dict[str, float]] = []
         self._since_eval: list[dict[str, float]] = []  # for the console's line at each eval
@@ -72,10 +74,11 @@ class TrainLog:
         window, self._since_eval = self._since_eval, []
         return {k: float(np.mean([w[k] for w in window])) for k in window[0]} if window else None
 
-    def push(self, first: int, last: int, device_metrics: Any) -> None:
-        """Steps first..last were dispatched with these (not yet fetched) metrics."""
+    def push(self, first: int, last: int, device_metrics: Any, timed: bool = True) -> None:
+        """Steps first..last were dispatched with these (not yet fetched) metrics; `timed=False`
+        when they have already been waited on, so their execution time is unknown."""
         self.flush()
-        self._pending = (first, last, device_metrics)
+        self._pending = (first, last, device_metrics, timed)
         self._timer = time.perf_counter()
         if self.bar is not None:
             if self.images_per_second:
@@ -85,12 +88,13 @@ class TrainLog:
     def flush(self) -> None:
         if self._pending is None:
             return
-        first, last, device_metrics = self._pending
+        first, last, device_metrics, timed = self._pending
         self._pending = None
         # one value per step: scalars from a single step, [n] from a scan of n steps
         arrays = {k: np.atleast_1d(v) for k, v in jax.device_get(device_metrics).items()}
-        self.train_time += time.perf_counter() - self._timer
-        self.train_images += self.batch_size * (last - first + 1)
+        if timed:
+            self.train_time += time.perf_counter() - self._timer
+            self.train_images += self.batch_size * (last - first + 1)
         for row, step in enumerate(range(first, last + 1)):
             self._record(step, {k: float(a[row]) for k, a in arrays.items()})
 

@@ -100,15 +100,16 @@ class Timeline:
         jax.monitoring.register_event_listener(on_event)
         jax.monitoring.register_event_duration_secs_listener(on_duration)
 
-    def mark(self, label: str, wait: Any = None) -> None:
+    def mark(self, label: str, wait: Any = None) -> bool:
         if any(label == m[0] for m in self.marks):
-            return  # a mark inside the loop counts its first time only
+            return False  # a mark inside the loop counts its first time only
         if wait is not None:
             import jax
 
             jax.block_until_ready(wait)
         now = self.offset + time.perf_counter()
         self.marks.append((label, now, self.compiled - self.cached, self.cached, self.loading))
+        return wait is not None
 
     def report(self) -> str:
         """One line per phase: its seconds, then XLA compilations made and loaded from the
@@ -135,10 +136,10 @@ def begin(enabled: bool) -> None:
     mark("python and imports")
 
 
-def mark(label: str, wait: Any = None) -> None:
-    """Records `label` now (after blocking on `wait`); a no-op unless `begin(True)` ran."""
-    if _timeline is not None:
-        _timeline.mark(label, wait)
+def mark(label: str, wait: Any = None) -> bool:
+    """Records `label` now (after blocking on `wait`); a no-op unless `begin(True)` ran.
+    True when it blocked on `wait` (the caller's timing of those arrays is then spoilt)."""
+    return _timeline is not None and _timeline.mark(label, wait)
 
 
 def report() -> str | None:
