@@ -16,6 +16,18 @@ from jaxae.fast import process as tuning  # noqa: E402
 # run bit for bit runs its reference through train.py too.
 tuning.reuse_freed_memory()
 
+# Most of the suite's time is XLA compiling on one thread, so one pytest-xdist worker per core
+# halves it on two cores. Past four, each worker's own JAX, compiled programs and training
+# subprocesses cost more memory than the extra cores win; `-n 0` runs in this process.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_WORKERS))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
