@@ -2,6 +2,7 @@
 
     pip install -e '.[bench]'    # the pinned CPU PyTorch (and `pip install keras` for conv_keras)
     python benchmarks/end_to_end.py [--models vanilla,conv_deep] [--epochs 1] [--repeats 3]
+                                    [--xla-cache user|empty]
                                     [--out benchmarks/results/end_to_end_DATE.json]
     python benchmarks/end_to_end.py --smoke     # seconds: synthetic data, 2 steps a side
 
@@ -11,7 +12,10 @@ start-up; both train for the same number of epochs of Fashion-MNIST:
 - jaxae: `python train.py --config configs/NAME.py --workdir TMP --config.num_epochs=E`, a fresh
   workdir every time; the test `mse` is read from TMP/summary.json (for a VAE the mean-code
   reconstruction). Added overrides: `progress=False`, and for a VAE `vae.nll_examples=0` (the
-  importance-sampled NLL, which the reference does not compute).
+  importance-sampled NLL, which the reference does not compute). jaxae's XLA cache is the
+  user's own (`--xla-cache user`: after the first run, runs load their compiled programs, as a
+  rerun of a config does) or a new empty one every run (`empty`: each run compiles everything,
+  as the first run on a machine does; the dataset cache is linked in).
 - the reference, the seed tutorial's own loop. PyTorch (`--torch-side NAME`): a DataLoader
   (shuffle, drop_last) over the in-memory uint8 images scaled to [0, 1], Adam at the config's
   learning rate and batch size, the config's global-norm gradient clip, PyTorch's default
@@ -419,30 +423,61 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def empty_xla_cache(directory: pathlib.Path, user_cache: pathlib.Path) -> dict[str, str]:
+    """The environment of a jaxae run whose cache is `directory`: the user cache's datasets
+    linked in, no compiled programs, so the run compiles everything as a machine's first does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in user_cache.glob("*"):
+        if entry.name != "xla":
+            (directory / entry.name).symlink_to(entry.resolve())
+    return {**os.environ, "JAXAE_CACHE_DIR": str(directory)}
+
+
+def user_cache_root() -> pathlib.Path:
+    sys.path.insert(0, str(ROOT))
+    from jaxae.runtime.startup import cache_root
+
+    return cache_root()
+
+
 def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args):
-    """One timed cold run of `side` ('jaxae' or 'ref'): {'seconds', 'mse', ...} or {'error'}."""
-    workdir = tempfile.mkdtemp(prefix=f"e2e_{model}_") if side == "jaxae" else None
-    if side == "jaxae":
+    """One timed cold run of `side` ('jaxae' or 'ref'): {'seconds', 'mse', ...} or {'error'}.
+
+    With args.xla_cache 'empty', a jaxae run starts from an empty XLA cache (it compiles).
+    """
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"e2e_{model}_")) if side == "jaxae" else None
+    env = None
+    if scratch is not None:
         vae = model in ("conv_vae", "pythae_vae")
-        cmd = jaxae_command(model, workdir, epochs, smoke=args.smoke, vae=vae)
+        cmd = jaxae_command(model, str(scratch / "run"), epochs, smoke=args.smoke, vae=vae)
+        if args.xla_cache == "empty":
+            env = empty_xla_cache(scratch / "cache", user_cache_root())
     else:
         cmd = reference_command(model, epochs, settings, args)
     # the 1-minute load average before, and the run's own CPU seconds: what other processes on
     # the machine were doing shows in both (an oversubscribed torch spins in its OpenMP waits)
     record: dict[str, Any] = {"model": model, "side": side, "command": cmd}
+    if scratch is not None:
+        record["xla_cache"] = args.xla_cache
     record["load_before"] = os.getloadavg()[0]
     cpu = _children_cpu()
     t = time.perf_counter()
     try:
         proc = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, check=False
+            cmd,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            check=False,
         )
         record["seconds"] = time.perf_counter() - t
         record["cpu_seconds"] = _children_cpu() - cpu
         if proc.returncode != 0:
             raise BenchError(f"exit {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
         if side == "jaxae":
-            summary = read_summary(workdir)
+            summary = read_summary(scratch / "run")
             record.update(
                 mse=summary["mse"], params=summary.get("params"), steps=summary.get("steps")
             )
@@ -457,8 +492,8 @@ def run_side(model: str, side: str, epochs: int, settings: dict[str, Any], args)
     except (BenchError, json.JSONDecodeError) as err:
         record["error"] = str(err)
     finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return record
 
 
@@ -537,6 +572,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="write the runs and the table here as JSON")
     parser.add_argument("--smoke", action="store_true", help="synthetic data, 2 steps a side")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    parser.add_argument(
+        "--xla-cache",
+        choices=("user", "empty"),
+        default="user",
+        help="jaxae's XLA cache: the user's (repeats reuse compiled programs) or empty per run",
+    )
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="torch threads; 0: torch's default"
     )
@@ -619,7 +660,8 @@ def main(argv: list[str]) -> int:
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {info['nproc']} CPUs "
         f"({info['cpu']}); jax {info['jax']}, torch {info['torch']}, keras {info['keras']}; "
         f"{'smoke: synthetic, 2 steps' if args.smoke else f'{args.epochs} epoch(s)'}, "
-        f"{args.repeats} repeat(s) a side; jaxae dataset cache {cache}",
+        f"{args.repeats} repeat(s) a side; jaxae dataset cache {cache}, "
+        f"XLA cache {'empty every run' if args.xla_cache == 'empty' else 'the user one'}",
         flush=True,
     )
     for name in todo:

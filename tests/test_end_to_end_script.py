@@ -140,6 +140,39 @@ def test_commands():
     assert e2e.reference_command("conv_keras", 5, settings, Args)[2] == "--keras-side"
 
 
+def test_an_empty_xla_cache_run_sees_the_datasets_and_no_compiled_programs(tmp_path, monkeypatch):
+    user = tmp_path / "user"
+    (user / "xla").mkdir(parents=True)
+    (user / "xla" / "program").write_text("compiled")
+    (user / "fashion_mnist.npz").write_text("data")
+    monkeypatch.setattr(e2e, "user_cache_root", lambda: user)
+    seen = {}
+
+    def fake_run(cmd, env=None, **kw):
+        seen["env"], seen["cmd"] = env, cmd
+        if env is not None:
+            cache = pathlib.Path(env["JAXAE_CACHE_DIR"])
+            seen["entries"] = sorted(p.name for p in cache.iterdir())
+            seen["data"] = (cache / "fashion_mnist.npz").read_text()
+        workdir = pathlib.Path(cmd[cmd.index("--workdir") + 1])
+        workdir.mkdir()
+        (workdir / "summary.json").write_text(json.dumps({"mse": 0.03, "params": 5}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(e2e.subprocess, "run", fake_run)
+
+    class Args:
+        smoke, timeout, xla_cache = False, 10.0, "empty"
+
+    record = e2e.run_side("vanilla", "jaxae", 1, {}, Args)
+    assert record["mse"] == 0.03 and record["xla_cache"] == "empty"
+    assert seen["entries"] == ["fashion_mnist.npz"] and seen["data"] == "data"
+    assert not pathlib.Path(seen["env"]["JAXAE_CACHE_DIR"]).exists()  # removed with the run
+    Args.xla_cache = "user"
+    e2e.run_side("vanilla", "jaxae", 1, {}, Args)
+    assert seen["env"] is None  # the user's own cache, as train.py finds it
+
+
 def test_config_settings_copy_clip_and_learning_rate():
     deep_fc, vanilla = e2e.config_settings("deep_fc"), e2e.config_settings("vanilla")
     assert deep_fc["grad_clip"] == 1.0 and vanilla["grad_clip"] == 0.0
