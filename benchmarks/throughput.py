@@ -66,6 +66,7 @@ class JaxRunner:
         from jax.sharding import PartitionSpec as P
 
         from jaxae import models, objectives, optim, train
+        from jaxae.fast import process
         from jaxae.runtime import parallel
 
         config = importlib.import_module(f"configs.{name}").get_config()
@@ -89,6 +90,7 @@ class JaxRunner:
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
         self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
+        process.for_training(True, scanned=self.scan)  # train.py's threefry rule, per model
         if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
             self.dispatch = parallel.make_scan_dispatch(
@@ -317,7 +319,8 @@ def main(argv: list[str]) -> None:
         f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
         f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; "
-        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s; fast ops on: {', '.join(notes)}",
+        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s; fast ops on: {', '.join(notes)} "
+        "(where the steps scan, JAX's threefry loop)",
         flush=True,
     )
     print(

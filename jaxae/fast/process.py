@@ -17,15 +17,17 @@ eval steps are compiled with (parallel.compile_step, jaxae.train).
 - `unroll_threefry()`: JAX lowers the threefry2x32 hash (every jax.random call: dropout masks,
   fold_in, VAE noise) to a 5-iteration while loop on CPU and to straight-line code elsewhere.
   The loop costs thunks and copies each iteration; the straight-line form computes the same
-  bits (tests/fast/test_process.py) and made the deep_fc step 19% faster. XLA then fuses the
-  ops around it differently, so float results may differ in the last bits from an untuned run.
-  It re-registers a lowering rule from jax._src, so it applies only to the JAX versions the
+  bits (tests/fast/test_process.py) and made a dispatched deep_fc step 19% faster. Inside a
+  lax.scan epoch it made no step faster and added 1.0-1.5 s to deep_fc's epoch compile, so
+  training unrolls it only when steps are dispatched one by one. XLA fuses the ops around it
+  differently, so float results may differ in the last bits from an untuned run. It
+  re-registers a lowering rule from jax._src, so it applies only to the JAX versions the
   tests cover (THREEFRY_JAX_VERSIONS) and only where those internals are found.
 - `step_compiler_options()`: XLA:CPU hands convolutions to YNNPACK by default; its kernels
   were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
   so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
 
-Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6 and 11.
+Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6, 11 and 20.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ def before_jax(fast_ops: str) -> None:
 THREEFRY_JAX_VERSIONS = ((0, 10), (0, 12))
 
 
-def _threefry_internals() -> tuple[object, object, object] | str:
-    """(mlir module, threefry2x32 primitive, its unrolled lowering rule), or why not."""
+def _threefry_internals() -> tuple[object, object, object, object] | str:
+    """(mlir module, threefry2x32 primitive, its unrolled lowering rule, JAX's CPU rule), or
+    why not."""
     import jax
 
     version = jax.__version__
@@ -97,13 +100,19 @@ def _threefry_internals() -> tuple[object, object, object] | str:
         from jax._src.interpreters import mlir
         from jax._src.random import threefry2x32 as threefry
 
-        return mlir, threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule
+        return (
+            mlir,
+            threefry.threefry2x32_p,
+            threefry._threefry2x32_lowering_rule,
+            threefry._threefry2x32_cpu_lowering_rule,
+        )
     except (ImportError, AttributeError):
         return f"JAX {version} lacks the internal threefry lowering rule"
 
 
-def unroll_threefry() -> str | None:
-    """Lower threefry2x32 on CPU with JAX's own unrolled rule, as on GPU and TPU. Same bits.
+def unroll_threefry(unroll: bool = True) -> str | None:
+    """Lower threefry2x32 on CPU with JAX's own unrolled rule, as on GPU and TPU (same bits);
+    with `unroll=False`, with JAX's CPU rule again (its loop).
 
     Returns None once applied, else the reason it was not (and nothing changes): a JAX outside
     THREEFRY_JAX_VERSIONS, or one without the internals. Affects later compilations only.
@@ -111,15 +120,18 @@ def unroll_threefry() -> str | None:
     found = _threefry_internals()
     if isinstance(found, str):
         return found
-    mlir, primitive, rule = found
-    mlir.register_lowering(primitive, rule, platform="cpu")
+    mlir, primitive, unrolled, looped = found
+    mlir.register_lowering(primitive, unrolled if unroll else looped, platform="cpu")
     return None
 
 
-def for_training(fast: bool) -> list[str]:
+def for_training(fast: bool, scanned: bool = False) -> list[str]:
     """With `fast`: the threefry lowering and the steps' compile options, and notes for the
     start-up line of what applies and what does not, the malloc setting of `before_jax`
     included; [] (and no change) without `fast`. Call it before the first step compiles.
+
+    `scanned`: the steps run in lax.scan epochs, where the unrolled threefry only adds compile
+    time, so JAX's loop is kept (or put back, after an earlier run in this process).
     """
     if not fast:
         return []
@@ -127,10 +139,13 @@ def for_training(fast: bool) -> list[str]:
         notes = ["malloc unchanged (process.before_jax was not called before JAX started)"]
     else:
         notes = ["malloc reuses freed memory" if _malloc_set else "malloc unchanged (not glibc)"]
-    skipped = unroll_threefry()
-    notes.append(
-        "threefry unrolled" if skipped is None else f"threefry as JAX lowers it ({skipped})"
-    )
+    skipped = unroll_threefry(not scanned)
+    if skipped is not None:
+        notes.append(f"threefry as JAX lowers it ({skipped})")
+    elif scanned:
+        notes.append("threefry as JAX lowers it (in a scan epoch unrolling only adds compile time)")
+    else:
+        notes.append("threefry unrolled")
     options = step_compiler_options(True)
     notes.append("XLA's own CPU convolutions" if options else "XLA's default compile options")
     return notes

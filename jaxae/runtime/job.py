@@ -56,9 +56,6 @@ class Job:
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Job:
         use_fast, fast_reason = fast.resolve(config.fast_ops, config.compute_dtype)
-        notes = fast.process.for_training(use_fast)
-        if notes and jax.process_index() == 0:
-            print("; ".join(notes), flush=True)
         model = _build_model(config, use_fast)
         ds, validation_images = validation.hold_out(
             _load_data(config), config.dataset.validation_fraction, config.seed
@@ -84,6 +81,11 @@ class Job:
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
             jax.eval_shape(init),
         )
+        # the process settings of the fast ops depend on how the steps will run; nothing has
+        # been compiled yet (eval_shape only traces)
+        notes = fast.process.for_training(use_fast, _scan_epochs(config, abstract_state, ds))
+        if notes and jax.process_index() == 0:
+            print("; ".join(notes), flush=True)
         config_dict = json.loads(config_lib.to_json(config))
         num_params = models.count_params(abstract_state.params)
         layout = checkpoint.state_layout(abstract_state)
@@ -177,10 +179,7 @@ class Job:
             batch_size=config.batch_size,
             data_key=run_key(config.seed, "data"),
             start_step=start_step,
-            on_device=parallel.use_scan_epoch(
-                config.scan_epoch, self.abstract_state.params, images.nbytes
-            )
-            and not data.stream.is_streamed(images),  # a streamed source stays on disk
+            on_device=_scan_epochs(config, self.abstract_state, self.ds),
             max_steps=config.steps_per_dispatch,
             boundaries=(self.eval_every, self.checkpoint_every),
             fast=self.fast,
@@ -336,6 +335,15 @@ class Job:
             "test_best": test_best,
             "early_stopped_at": selection.stopped_at,
         }
+
+
+def _scan_epochs(config: ml_collections.ConfigDict, abstract_state, ds: data.Dataset) -> bool:
+    """Whether the train steps run as lax.scan epochs over the training set on the device."""
+    images = ds.train_images
+    return (
+        parallel.use_scan_epoch(config.scan_epoch, abstract_state.params, images.nbytes)
+        and not data.stream.is_streamed(images)  # a streamed source stays on disk
+    )
 
 
 def _build_model(config: ml_collections.ConfigDict, use_fast: bool) -> nn.Module:

@@ -70,7 +70,9 @@ RANDOM_SCRIPT = textwrap.dedent(
     """
     import sys
     from jaxae.fast import process
-    notes = process.for_training(sys.argv[1] == "tuned")
+    notes = process.for_training(sys.argv[1] != "default")
+    if sys.argv[1] == "scanned":  # a scan-epoch run after a dispatched one in this process
+        notes = process.for_training(True, scanned=True)
     assert ("threefry unrolled" in notes) == (sys.argv[1] == "tuned"), notes
     import jax, numpy as np
 
@@ -91,10 +93,12 @@ RANDOM_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
-    """for_training(True) unrolls it; for_training(False) leaves JAX's loop."""
+    """for_training(True) unrolls it; for_training(False) leaves JAX's loop, and
+    for_training(True, scanned=True) puts it back."""
     default, tuned = run(RANDOM_SCRIPT, "default").split(), run(RANDOM_SCRIPT, "tuned").split()
-    assert default[:2] == tuned[:2]  # the same dropout mask and normal noise, bit for bit
-    assert default[2] == "True" and tuned[2] == "False"
+    scanned = run(RANDOM_SCRIPT, "scanned").split()
+    assert default[:2] == tuned[:2] == scanned[:2]  # the same masks and noise, bit for bit
+    assert default[2] == "True" and tuned[2] == "False" and scanned[2] == "True"
 
 
 @pytest.mark.slow
@@ -165,11 +169,27 @@ def test_threefry_is_left_alone_without_the_internal_rule(monkeypatch):
 
 def test_threefry_applies_on_this_jax(monkeypatch):
     from jax._src.interpreters import mlir
+    from jax._src.random import threefry2x32 as threefry
 
     registered = []
-    monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append(k))
+    monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append((a, k)))
     assert process.unroll_threefry() is None
-    assert registered == [{"platform": "cpu"}]
+    assert process.unroll_threefry(False) is None
+    (unrolled, on_cpu), (looped, _) = registered
+    assert on_cpu == {"platform": "cpu"}
+    assert unrolled[1] is threefry._threefry2x32_lowering_rule
+    assert looped[1] is threefry._threefry2x32_cpu_lowering_rule  # JAX's own CPU rule again
+
+
+def test_scan_epochs_keep_the_threefry_loop_and_say_why(monkeypatch):
+    calls = []
+    monkeypatch.setattr(process, "unroll_threefry", lambda unroll=True: calls.append(unroll))
+    scanned = process.for_training(True, scanned=True)
+    assert (
+        scanned[1] == "threefry as JAX lowers it (in a scan epoch unrolling only adds compile time)"
+    )
+    assert process.for_training(True)[1] == "threefry unrolled"
+    assert calls == [False, True]
 
 
 @pytest.mark.parametrize(
@@ -182,8 +202,10 @@ def test_threefry_applies_on_this_jax(monkeypatch):
 )
 def test_for_training_says_what_applies(monkeypatch, malloc, note):
     monkeypatch.setattr(process, "_malloc_set", malloc)
-    monkeypatch.setattr(process, "unroll_threefry", lambda: "JAX 0.13.0 is outside the tested")
-    notes = process.for_training(True)
+    monkeypatch.setattr(
+        process, "unroll_threefry", lambda unroll=True: "JAX 0.13.0 is outside the tested"
+    )
+    notes = process.for_training(True, scanned=True)
     assert notes[:2] == [note, "threefry as JAX lowers it (JAX 0.13.0 is outside the tested)"]
 
 
