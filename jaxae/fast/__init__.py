@@ -2,20 +2,22 @@
 
 `OPS` is the bundle `models.create_model(..., fast=True)` builds with: nn.Dense, nn.Conv and
 nn.ConvTranspose with the same parameters and values (to float rounding) in every autodiff mode,
-and a 2×2 max-pool with nn.max_pool's values and gradients. `resolve(config.fast_ops)` says
-whether a run uses them; `process` holds the process and compile settings that come with them.
+and a 2×2 max-pool with nn.max_pool's values and gradients; `blur` is SSIM's window for the
+eval step. `resolve(config.fast_ops)` says whether a run uses them; `process` holds the process
+and compile settings that come with them.
 """
 
 from __future__ import annotations
 
 from jaxae.errors import UserError
-from jaxae.fast import conv, conv_transpose, dense, norm, pool, process
+from jaxae.fast import blur, conv, conv_transpose, dense, norm, pool, process
 from jaxae.models.layers import Ops
 
 __all__ = [
     "MODES",
     "OPS",
     "FastOpsDtypeError",
+    "blur",
     "conv",
     "conv_transpose",
     "dense",

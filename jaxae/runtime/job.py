@@ -227,7 +227,8 @@ class Job:
     @functools.cached_property
     def _eval_step(self):
         options = fast.process.step_compiler_options(self.fast)
-        return jax.jit(steps.make_eval_step(self.objective, self.model), compiler_options=options)
+        eval_step = steps.make_eval_step(self.objective, self.model, self.fast)
+        return jax.jit(eval_step, compiler_options=options)
 
     def evaluate(
         self, state: steps.TrainState, split: str = "test", step: int | None = None, good: int = 0
