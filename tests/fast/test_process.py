@@ -58,10 +58,12 @@ def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
     default = page_faults("off")
     if default < 2_000:  # newer jaxlibs keep their temporaries: nothing for the setting to fix
         pytest.skip(f"this jaxlib faults {default} times in 5 calls without the setting")
-    # 5 calls × 64 MB of fresh pages is ~80,000 faults; reused memory faults (almost) never
+    # 5 calls × 64 MB of fresh pages is ~80,000 faults; reused memory faults (almost) never.
+    # A busy host's heap was seen to grow by one 64 MB buffer (16,384 faults) in every window;
+    # a setting that did nothing would fault as often as the default.
     assert default > 20_000, default
     tuned = page_faults("auto")
-    assert tuned < default / 20, (tuned, default)
+    assert tuned < default / 4, (tuned, default)
 
 
 # Random draws the way the models make them (fold_in, split, bernoulli, normal), printed
