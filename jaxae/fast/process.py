@@ -17,24 +17,27 @@ eval steps are compiled with (parallel.compile_step, jaxae.train).
 - `unroll_threefry()`: JAX lowers the threefry2x32 hash (every jax.random call: dropout masks,
   fold_in, VAE noise) to a 5-iteration while loop on CPU and to straight-line code elsewhere.
   The loop costs thunks and copies each iteration; the straight-line form computes the same
-  bits (tests/fast/test_process.py) and made a dispatched deep_fc step 19% faster. Inside a
-  lax.scan epoch it made no step faster and added 1.0-1.5 s to deep_fc's epoch compile, so
-  training unrolls it only when steps are dispatched one by one. XLA fuses the ops around it
-  differently, so float results may differ in the last bits from an untuned run. It
+  bits (tests/fast/test_process.py), made a dispatched deep_fc step 19% faster and compiles
+  the initialisation in a third of the time (3.5 against 1.3 s for deep_fc: a loop per
+  parameter). Inside a lax.scan epoch it made no step faster and added 1.0-1.5 s to deep_fc's
+  epoch compile, so scan epochs compile with JAX's loop (`threefry_lowering`). XLA fuses the
+  ops around it differently, so float results may differ in the last bits from an untuned run. It
   re-registers a lowering rule from jax._src, so it applies only to the JAX versions the
   tests cover (THREEFRY_JAX_VERSIONS) and only where those internals are found.
 - `step_compiler_options()`: XLA:CPU hands convolutions to YNNPACK by default; its kernels
   were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
   so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
 
-Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6, 11 and 20.
+Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6, 11, 20 and 22.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+from collections.abc import Iterator
 
 # mallopt parameters, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -78,6 +81,9 @@ def before_jax(fast_ops: str) -> None:
         reuse_freed_memory()
 
 
+# whether unroll_threefry last registered the unrolled rule (False: JAX's own CPU rule)
+_threefry_unrolled = False
+
 # (major, minor) of the first and last JAX release the unrolled threefry is tested with
 THREEFRY_JAX_VERSIONS = ((0, 10), (0, 12))
 
@@ -120,30 +126,52 @@ def unroll_threefry(unroll: bool = True) -> str | None:
     found = _threefry_internals()
     if isinstance(found, str):
         return found
+    global _threefry_unrolled
     mlir, primitive, unrolled, looped = found
     mlir.register_lowering(primitive, unrolled if unroll else looped, platform="cpu")
+    _threefry_unrolled = unroll
     return None
+
+
+@contextlib.contextmanager
+def threefry_lowering(unroll: bool, fast: bool = True) -> Iterator[None]:
+    """With `fast`, what compiles inside lowers threefry2x32 unrolled (`unroll`) or with JAX's
+    CPU loop; the rule registered before comes back on exit. Without `fast`, or where
+    `unroll_threefry` does not apply, nothing changes.
+
+    parallel.make_scan_dispatch compiles its scan epochs inside `threefry_lowering(False)`.
+    """
+    before = _threefry_unrolled
+    applied = fast and unroll != before and unroll_threefry(unroll) is None
+    try:
+        yield
+    finally:
+        if applied:
+            unroll_threefry(before)
 
 
 def for_training(fast: bool, scanned: bool = False) -> list[str]:
     """With `fast`: the threefry lowering and the steps' compile options, and notes for the
     start-up line of what applies and what does not, the malloc setting of `before_jax`
-    included; [] (and no change) without `fast`. Call it before the first step compiles.
+    included. Without `fast`: [], and JAX's threefry rule, should an earlier run in this
+    process have unrolled it. Call it before the first step compiles.
 
-    `scanned`: the steps run in lax.scan epochs, where the unrolled threefry only adds compile
-    time, so JAX's loop is kept (or put back, after an earlier run in this process).
+    `scanned`: the steps run in lax.scan epochs, which make_scan_dispatch compiles with JAX's
+    loop (the note says so); the initialisation and the evaluation compile unrolled still.
     """
     if not fast:
+        if _threefry_unrolled:
+            unroll_threefry(False)
         return []
     if _malloc_set is None:  # too late now: JAX's backend has started
         notes = ["malloc unchanged (process.before_jax was not called before JAX started)"]
     else:
         notes = ["malloc reuses freed memory" if _malloc_set else "malloc unchanged (not glibc)"]
-    skipped = unroll_threefry(not scanned)
+    skipped = unroll_threefry(True)
     if skipped is not None:
         notes.append(f"threefry as JAX lowers it ({skipped})")
     elif scanned:
-        notes.append("threefry as JAX lowers it (in a scan epoch unrolling only adds compile time)")
+        notes.append("threefry unrolled, in the scan epochs as JAX lowers it (faster to compile)")
     else:
         notes.append("threefry unrolled")
     options = step_compiler_options(True)

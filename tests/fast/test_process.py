@@ -67,15 +67,18 @@ def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
 
 
 # Random draws the way the models make them (fold_in, split, bernoulli, normal), printed
-# bit-exactly, then whether the compiled program still has a while loop.
+# bit-exactly, then whether the compiled program still has a while loop. Modes: "default" (no
+# fast ops), "tuned", "scanned" (compiled as a scan epoch is: inside threefry_lowering(False)),
+# "off again" (a run without the fast ops after a tuned one in this process).
 RANDOM_SCRIPT = textwrap.dedent(
     """
     import sys
     from jaxae.fast import process
-    notes = process.for_training(sys.argv[1] != "default")
-    if sys.argv[1] == "scanned":  # a scan-epoch run after a dispatched one in this process
-        notes = process.for_training(True, scanned=True)
-    assert ("threefry unrolled" in notes) == (sys.argv[1] == "tuned"), notes
+    mode = sys.argv[1]
+    notes = process.for_training(mode != "default", scanned=mode == "scanned")
+    if mode == "off again":
+        assert process.for_training(False) == []
+    assert ("threefry unrolled" in " ".join(notes)) == (mode != "default"), notes
     import jax, numpy as np
 
     def draws(key):
@@ -85,22 +88,34 @@ RANDOM_SCRIPT = textwrap.dedent(
         noise = jax.random.normal(b, (5, 7))
         return keep, noise
 
-    f = jax.jit(draws)
+    def compiled(f):
+        return jax.jit(f).lower(jax.random.PRNGKey(3)).compile()
+
+    with process.threefry_lowering(False, fast=mode == "scanned"):
+        f = compiled(draws)
     keep, noise = f(jax.random.PRNGKey(3))
     print(np.packbits(np.asarray(keep)).tobytes().hex(), np.asarray(noise).tobytes().hex())
-    print("while" in f.lower(jax.random.PRNGKey(3)).compile().as_text())
+    print("while" in f.as_text())
+    print("while" in compiled(lambda key: draws(key)).as_text())  # after the context
     """
 )
 
 
 @pytest.mark.slow
 def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
-    """for_training(True) unrolls it; for_training(False) leaves JAX's loop, and
-    for_training(True, scanned=True) puts it back."""
-    default, tuned = run(RANDOM_SCRIPT, "default").split(), run(RANDOM_SCRIPT, "tuned").split()
-    scanned = run(RANDOM_SCRIPT, "scanned").split()
-    assert default[:2] == tuned[:2] == scanned[:2]  # the same masks and noise, bit for bit
-    assert default[2] == "True" and tuned[2] == "False" and scanned[2] == "True"
+    """for_training(True) unrolls it and for_training(False) leaves (or puts back) JAX's loop;
+    inside threefry_lowering(False), as a scan epoch compiles, the loop is back until the end."""
+    outputs = {mode: run(RANDOM_SCRIPT, mode).split() for mode in ("default", "tuned", "scanned")}
+    outputs["off again"] = run(RANDOM_SCRIPT, "off again").split()
+    bits = {tuple(out[:2]) for out in outputs.values()}
+    assert len(bits) == 1  # the same masks and noise, bit for bit
+    loops = {mode: out[2:] for mode, out in outputs.items()}
+    assert loops == {
+        "default": ["True", "True"],
+        "tuned": ["False", "False"],
+        "scanned": ["True", "False"],
+        "off again": ["True", "True"],
+    }
 
 
 @pytest.mark.slow
@@ -175,6 +190,7 @@ def test_threefry_applies_on_this_jax(monkeypatch):
 
     registered = []
     monkeypatch.setattr(mlir, "register_lowering", lambda *a, **k: registered.append((a, k)))
+    monkeypatch.setattr(process, "_threefry_unrolled", process._threefry_unrolled)
     assert process.unroll_threefry() is None
     assert process.unroll_threefry(False) is None
     (unrolled, on_cpu), (looped, _) = registered
@@ -183,15 +199,56 @@ def test_threefry_applies_on_this_jax(monkeypatch):
     assert looped[1] is threefry._threefry2x32_cpu_lowering_rule  # JAX's own CPU rule again
 
 
-def test_scan_epochs_keep_the_threefry_loop_and_say_why(monkeypatch):
+def test_scan_epochs_compile_with_the_threefry_loop_and_say_so(monkeypatch):
     calls = []
-    monkeypatch.setattr(process, "unroll_threefry", lambda unroll=True: calls.append(unroll))
+
+    def record(unroll=True):
+        calls.append(unroll)
+        process._threefry_unrolled = unroll
+
+    monkeypatch.setattr(process, "unroll_threefry", record)
+    monkeypatch.setattr(process, "_threefry_unrolled", False)
     scanned = process.for_training(True, scanned=True)
-    assert (
-        scanned[1] == "threefry as JAX lowers it (in a scan epoch unrolling only adds compile time)"
+    assert scanned[1] == (
+        "threefry unrolled, in the scan epochs as JAX lowers it (faster to compile)"
     )
     assert process.for_training(True)[1] == "threefry unrolled"
-    assert calls == [False, True]
+    assert calls == [True, True]
+    with process.threefry_lowering(False):
+        assert calls[-1] is False
+    assert calls[-1] is True  # the unrolled rule is back
+    with process.threefry_lowering(False, fast=False), process.threefry_lowering(True):
+        pass  # without the fast ops, and to the rule already registered: nothing to change
+    assert calls == [True, True, False, True]
+
+
+def test_scan_dispatch_compiles_inside_the_threefry_loop(monkeypatch):
+    import collections
+    import contextlib
+
+    import jax.numpy as jnp
+
+    from jaxae.runtime import parallel
+
+    entered = []
+
+    @contextlib.contextmanager
+    def spy(unroll, fast=True):
+        entered.append((unroll, fast))
+        yield
+
+    monkeypatch.setattr(process, "threefry_lowering", spy)
+    mesh = parallel.make_mesh()
+
+    state = collections.namedtuple("State", "step")(jnp.zeros((), jnp.int32))
+
+    def step(state, batch, rng):
+        return state._replace(step=state.step + 1), {"loss": jnp.mean(batch)}
+
+    key = jax.random.PRNGKey(0)
+    dispatch = parallel.make_scan_dispatch(step, mesh, key, 2, 3, fast=True)
+    state, metrics = dispatch(state, jnp.ones((6, 1, 1, 1), jnp.uint8), key, 3)
+    assert entered == [(False, True)] and metrics["loss"].shape == (3,)
 
 
 @pytest.mark.parametrize(
