@@ -1,6 +1,7 @@
 """Process and compile settings that make training on XLA:CPU faster with the same math.
 
-They come with the fast ops (`fast_ops`); with them off nothing here changes the process.
+They come with the fast ops (`fast_ops`); with them off nothing here changes the process (a
+run without them only puts JAX's threefry rule back after one with them in the same process).
 Two are process-wide and last until it exits, and a library import sets neither: the malloc
 setting has to come before JAX's backend starts, so train.py sets it from the config's mode
 (`before_jax(config.fast_ops)`); the threefry lowering comes with `for_training(fast)`, which
