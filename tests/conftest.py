@@ -10,10 +10,10 @@ sys.path.insert(0, str(ROOT))  # so `configs.NAME` imports like train.py's confi
 
 from jaxae.fast import process as tuning  # noqa: E402
 
-# train.py's malloc setting (fewer page faults, same numbers). Not its unrolled threefry: that
-# adds 15-45% compile time, which dominates these short runs, and changes float rounding
-# downstream (same random bits, different fusions), so a test that compares with a train.py
-# run bit for bit runs its reference through train.py too.
+# train.py's malloc setting (fewer page faults, same numbers). Not its threefry rule: training
+# sets that itself (fast.process.for_training), and it changes float rounding downstream (same
+# random bits, different fusions), so a test that compares with a train.py run bit for bit
+# runs its reference through train.py too.
 tuning.reuse_freed_memory()
 
 # Most of the suite's time is XLA compiling on one thread, so one pytest-xdist worker per core
