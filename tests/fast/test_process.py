@@ -245,9 +245,9 @@ def test_scan_dispatch_compiles_inside_the_threefry_loop(monkeypatch):
     def step(state, batch, rng):
         return state._replace(step=state.step + 1), {"loss": jnp.mean(batch)}
 
-    key = jax.random.PRNGKey(0)
-    dispatch = parallel.make_scan_dispatch(step, mesh, key, 2, 3, fast=True)
-    state, metrics = dispatch(state, jnp.ones((6, 1, 1, 1), jnp.uint8), key, 3)
+    key, batch = jax.random.PRNGKey(0), 2 * mesh.size  # splits over any device count
+    dispatch = parallel.make_scan_dispatch(step, mesh, key, batch, 3, fast=True)
+    state, metrics = dispatch(state, jnp.ones((3 * batch, 1, 1, 1), jnp.uint8), key, 3)
     assert entered == [(False, True)] and metrics["loss"].shape == (3,)
 
 
