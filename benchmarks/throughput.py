@@ -66,7 +66,6 @@ class JaxRunner:
         from jax.sharding import PartitionSpec as P
 
         from jaxae import models, objectives, optim, train
-        from jaxae.fast import process
         from jaxae.runtime import parallel
 
         config = importlib.import_module(f"configs.{name}").get_config()
@@ -90,7 +89,6 @@ class JaxRunner:
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
         self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
-        process.for_training(True, scanned=self.scan)  # train.py's threefry rule, per model
         if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
             self.dispatch = parallel.make_scan_dispatch(

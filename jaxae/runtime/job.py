@@ -81,8 +81,7 @@ class Job:
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
             jax.eval_shape(init),
         )
-        # the process settings of the fast ops depend on how the steps will run; nothing has
-        # been compiled yet (eval_shape only traces)
+        # before anything compiles (eval_shape only traces); the note says how scans lower
         notes = fast.process.for_training(use_fast, _scan_epochs(config, abstract_state, ds))
         if notes and jax.process_index() == 0:
             print("; ".join(notes), flush=True)
