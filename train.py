@@ -38,7 +38,10 @@ def main(argv: list[str]) -> None:
 
         startup.begin(config.profile_startup)  # --config.profile_startup=True: where time goes
         if config.compilation_cache:
-            startup.enable_compilation_cache()
+            startup.enable_compilation_cache()  # and compiled steps kept without tracing
+            from jaxae.runtime import programs
+
+            programs.enable(startup.cache_root() / "programs")
         distributed.initialize(
             args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed
         )

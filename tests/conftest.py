@@ -31,8 +31,14 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
+    import sys
+
     monkeypatch.setenv("JAXAE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("JAXAE_NO_DOWNLOAD", "1")
+    yield
+    store = sys.modules.get("jaxae.runtime.programs")
+    if store is not None:  # train.main() run in this process turned the program store on
+        store._directory = None
 
 
 def assert_trees_equal(a, b):

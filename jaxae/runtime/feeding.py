@@ -11,6 +11,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxae.runtime import distributed, parallel
+from jaxae.runtime.programs import OFF, ProgramStore
 
 _host_permutation = jax.jit(parallel.epoch_permutation, static_argnums=2)
 
@@ -65,16 +66,24 @@ class Feeder:
         max_steps: int,
         boundaries: tuple[int, ...],
         fast: bool = False,
+        programs: ProgramStore = OFF,
     ):
         self.on_device, self.max_steps, self.boundaries = on_device, max_steps, boundaries
         self.steps_per_epoch = len(images) // batch_size
         if on_device:
             self._scan = parallel.make_scan_dispatch(
-                step_fn, mesh, data_key, batch_size, self.steps_per_epoch, fast=fast
+                step_fn,
+                mesh,
+                data_key,
+                batch_size,
+                self.steps_per_epoch,
+                fast=fast,
+                programs=programs,
             )
             self._images = distributed.to_global(images, NamedSharding(mesh, P()))
         else:
-            self._step = parallel.compile_step(step_fn, mesh, fast=fast)
+            step = parallel.compile_step(step_fn, mesh, fast=fast)
+            self._step = programs.wrap("train_step", step)
             batches = host_batches(images, batch_size, data_key, start_step)
             self._batches = prefetch(batches, NamedSharding(mesh, P(parallel.AXIS)))
 

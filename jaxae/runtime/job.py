@@ -22,7 +22,15 @@ from jax.sharding import PartitionSpec as P
 from jaxae import adversarial, data, fast, models, objectives, optim, pretrain, steps, vae
 from jaxae import config as config_lib
 from jaxae.rng import run_key
-from jaxae.runtime import batching, checkpoint, distributed, feeding, parallel, validation
+from jaxae.runtime import (
+    batching,
+    checkpoint,
+    distributed,
+    feeding,
+    parallel,
+    programs,
+    validation,
+)
 from jaxae.runtime.console import Console
 from jaxae.runtime.metrics import MetricWriter
 from jaxae.runtime.periodic import TrainingDivergedError, diverged_message, first_bad
@@ -52,6 +60,7 @@ class Job:
     steps_per_epoch: int
     eval_every: int
     checkpoint_every: int
+    programs: programs.ProgramStore  # compiled steps kept across runs (programs.py)
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Job:
@@ -108,6 +117,7 @@ class Job:
             steps_per_epoch=steps_per_epoch,
             eval_every=eval_every,
             checkpoint_every=config.checkpoint_every or eval_every,
+            programs=programs.for_run(config, model, ds, validation_images),
         )
 
     @property
@@ -148,7 +158,8 @@ class Job:
         init = functools.partial(
             init_state, self.model, self.tx, self.ds.image_shape, self.config.seed, self.adversary
         )
-        return jax.jit(init, out_shardings=self._replicated)(), 0, None
+        jitted = jax.jit(init, out_shardings=self._replicated)
+        return self.programs.wrap("init", jitted)(), 0, None
 
     def pretrain(self, state: steps.TrainState, writer: MetricWriter, console: Console):
         """Greedy layer-wise pretraining, its progress logged and printed as it goes."""
@@ -182,6 +193,7 @@ class Job:
             max_steps=config.steps_per_dispatch,
             boundaries=(self.eval_every, self.checkpoint_every),
             fast=self.fast,
+            programs=self.programs,
         )
 
     def announce(self, feeder: feeding.Feeder) -> None:
@@ -227,7 +239,7 @@ class Job:
     def _eval_step(self):
         options = fast.process.step_compiler_options(self.fast)
         eval_step = steps.make_eval_step(self.objective, self.model, self.fast)
-        return jax.jit(eval_step, compiler_options=options)
+        return self.programs.wrap("eval", jax.jit(eval_step, compiler_options=options))
 
     def evaluate(
         self, state: steps.TrainState, split: str = "test", step: int | None = None, good: int = 0

@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxae.fast import process as tuning
+from jaxae.runtime.programs import OFF, ProgramStore
 
 AXIS = "data"  # the mesh axis the batch is split over
 MODES = ("jit", "pmap")
@@ -95,12 +96,14 @@ def make_scan_dispatch(
     steps_per_epoch: int,
     *,
     fast: bool = False,
+    programs: ProgramStore = OFF,
 ) -> Callable[[Any, jax.Array, jax.Array, int], tuple[Any, dict[str, jax.Array]]]:
     """`dispatch(state, images, rng, length) -> (state, metrics [length])`: `length` steps in one
     call, by lax.scan over batches gathered from `images` [N, H, W, C] (uint8, on the device).
 
     The batches must lie in one epoch (the caller cuts dispatches at epoch ends): the epoch's
     permutation is drawn once per dispatch, from `data_key` and the epoch number, on the device.
+    The compiled epochs go through `programs` (kept across runs; off by default).
     """
     batch_sharding = NamedSharding(mesh, P(AXIS))
     replicated = NamedSharding(mesh, P())
@@ -124,6 +127,7 @@ def make_scan_dispatch(
         donate_argnums=0,
         compiler_options=tuning.step_compiler_options(fast),
     )
+    jitted = programs.wrap("scan_epoch", jitted, static_argnums=(3,))
 
     def run(state, images, rng, length: int):
         # unrolled, the threefry of a scan epoch compiles 1-1.5 s longer and steps no faster

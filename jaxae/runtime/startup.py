@@ -2,8 +2,8 @@
 
 `enable_compilation_cache()` points JAX at a cache directory under the user's jaxae cache
 ($JAXAE_CACHE_DIR/xla, default ~/.cache/jaxae/xla), so a second run of the same config loads
-its compiled steps instead of compiling them. train.py calls it unless
-`--config.compilation_cache=False`.
+its compiled steps instead of compiling them; train.py calls it, and turns on the store of
+programs.py that also skips tracing them, unless `--config.compilation_cache=False`.
 
 `begin(enabled)`, `mark(label)` and `report()` time the phases of a run (`--config.
 profile_startup=True`): each mark records the seconds since the process started, and with
@@ -81,20 +81,24 @@ class Timeline:
 
     def __init__(self) -> None:
         self.offset = process_seconds() - time.perf_counter()
-        # label, seconds, compilations made, loaded from cache, seconds spent loading them
+        # label, seconds, compilations made, loaded from a cache, seconds spent loading them
         self.marks: list[tuple[str, float, int, int, float]] = []
-        self.compiled = self.cached = 0
+        self.requests = self.hits = self.stored = 0  # JAX's cache: requests, hits; jaxae's store
         self.loading = 0.0
         import jax
 
+        from jaxae.runtime import programs
+
         def on_event(event: str, **_: Any) -> None:
             if event == "/jax/compilation_cache/compile_requests_use_cache":
-                self.compiled += 1
+                self.requests += 1
             elif event == "/jax/compilation_cache/cache_hits":
-                self.cached += 1
+                self.hits += 1
+            elif event == programs.LOADED:
+                self.stored += 1
 
         def on_duration(event: str, seconds: float, **_: Any) -> None:
-            if event == "/jax/compilation_cache/cache_retrieval_time_sec":
+            if event in ("/jax/compilation_cache/cache_retrieval_time_sec", programs.LOAD_SECONDS):
                 self.loading += seconds
 
         jax.monitoring.register_event_listener(on_event)
@@ -108,12 +112,13 @@ class Timeline:
 
             jax.block_until_ready(wait)
         now = self.offset + time.perf_counter()
-        self.marks.append((label, now, self.compiled - self.cached, self.cached, self.loading))
+        loaded = self.hits + self.stored
+        self.marks.append((label, now, self.requests - self.hits, loaded, self.loading))
         return wait is not None
 
     def report(self) -> str:
-        """One line per phase: its seconds, then XLA compilations made and loaded from the
-        persistent cache (with the seconds the loading took)."""
+        """One line per phase: its seconds, then XLA compilations made and programs loaded from
+        JAX's persistent cache or jaxae's program store (with the seconds the loading took)."""
         lines = ["start-up profile (seconds since the process started):"]
         before, compiled, cached, loading = 0.0, 0, 0, 0.0
         for label, at, n_compiled, n_cached, n_loading in self.marks:

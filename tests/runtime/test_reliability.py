@@ -367,14 +367,18 @@ def test_second_process_on_a_workdir_is_refused_and_a_killed_holder_does_not_blo
 
 
 def test_sigint_is_a_stop_request_and_a_second_one_interrupts():
-    before = signal.getsignal(signal.SIGINT)
-    with guard.stop_on_signals() as stop:
-        assert not stop.requested
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested and stop.name == "SIGINT"
-        with pytest.raises(KeyboardInterrupt):
+    # Python's own SIGINT handler, whatever an earlier test in this worker left installed
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with guard.stop_on_signals() as stop:
+            assert not stop.requested
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before
+            assert stop.requested and stop.name == "SIGINT"
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 # ------------------------------------------------------------------ NaN and inf

@@ -1,6 +1,7 @@
 """Cold start: the persistent compilation cache, torch-free imports, the scan choice and the
 start-up profile."""
 
+import json
 import os
 import re
 import subprocess
@@ -142,3 +143,14 @@ def test_profile_startup_prints_the_breakdown_from_the_cli(tmp_path):
         assert "start-up profile" in run.stdout and "first step compiled and run" in run.stdout
     second = next(line for line in runs[1].stdout.splitlines() if "first step" in line)
     assert "[0 compiled," in second  # the second run of a config compiles nothing
+    # ... and loads its steps from the program store, untraced, with the first run's results
+    stored = {path.name.split("-")[0] for path in (tmp_path / "cache" / "programs").iterdir()}
+    assert {"init", "scan_epoch", "eval", "check"} <= stored  # linear: fully connected, scanned
+    state = next(line for line in runs[1].stdout.splitlines() if "state initialised" in line)
+    assert "[0 compiled, 1 from cache" in state
+    first, again = (
+        json.loads((tmp_path / n / "summary.json").read_text()) for n in ("first", "second")
+    )
+    assert {k: first[k] for k in ("loss", "mse", "ssim")} == {
+        k: again[k] for k in ("loss", "mse", "ssim")
+    }

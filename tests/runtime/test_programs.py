@@ -1,0 +1,186 @@
+"""The program store: compiled programs kept across processes under a key that needs no tracing,
+identical results when loaded, one note and a compile when a stored file is bad, and steps whose
+programs depend on the data's shapes only."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT, tiny_config
+
+from jaxae import train
+from jaxae.runtime import job, programs
+
+
+@pytest.fixture(autouse=True)
+def _fresh_checks(monkeypatch):
+    monkeypatch.setattr(programs, "_checked", {})  # each test checks its own directory
+
+
+def _loads(fn):
+    """(result of fn(), number of programs loaded from a store while it ran)."""
+    events = []
+
+    def listen(event, **_):
+        if event == programs.LOADED:
+            events.append(event)
+
+    jax.monitoring.register_event_listener(listen)
+    try:
+        return fn(), len(events)
+    finally:
+        jax.monitoring.unregister_event_listener(listen)
+
+
+def _step(x, scale):
+    return jnp.sin(x) * scale + x.sum()
+
+
+def _jitted():
+    return jax.jit(_step, static_argnums=1)
+
+
+def test_an_off_store_returns_the_jitted_function_itself():
+    jitted = _jitted()
+    assert programs.OFF.wrap("step", jitted) is jitted
+    assert programs.store(config={}) is programs.OFF  # enable() was never called here
+
+
+def test_a_second_store_loads_what_the_first_compiled_with_identical_results(tmp_path):
+    x = jnp.linspace(0, 1, 12).reshape(3, 4)
+    first = programs.ProgramStore(tmp_path, "run-a").wrap("step", _jitted(), static_argnums=(1,))
+    expected, loaded = _loads(lambda: first(x, 2.0))
+    assert loaded == 0 and len(list(tmp_path.glob("step-*.bin"))) == 1
+    programs._checked.clear()  # as in a new process (which then checks the check program)
+    second = programs.ProgramStore(tmp_path, "run-a").wrap("step", _jitted(), static_argnums=(1,))
+    result, loaded = _loads(lambda: second(x, 2.0))
+    assert loaded == 1
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(result, _step(x, 2.0))
+
+
+def test_the_key_covers_the_run_the_shapes_and_the_static_arguments(tmp_path):
+    x = jnp.ones((3, 4))
+    store = programs.ProgramStore(tmp_path, "run-a")
+    store.wrap("step", _jitted(), static_argnums=(1,))(x, 2.0)
+    store.wrap("step", _jitted(), static_argnums=(1,))(x, 3.0)  # another static value
+    store.wrap("step", _jitted(), static_argnums=(1,))(jnp.ones((4, 4)), 2.0)  # another shape
+    store.wrap("step", _jitted(), static_argnums=(1,))(x.astype(jnp.bfloat16), 2.0)
+    programs.ProgramStore(tmp_path, "run-b").wrap("step", _jitted(), static_argnums=(1,))(x, 2.0)
+    assert len(list(tmp_path.glob("step-*.bin"))) == 5
+
+
+def test_a_truncated_program_is_one_note_then_compiled_and_replaced(tmp_path, capsys):
+    x = jnp.ones((3, 4))
+    programs.ProgramStore(tmp_path, "run").wrap("step", _jitted(), static_argnums=(1,))(x, 2.0)
+    (path,) = tmp_path.glob("step-*.bin")
+    path.write_bytes(path.read_bytes()[:100])
+    programs._checked.clear()
+    result, loaded = _loads(
+        lambda: programs.ProgramStore(tmp_path, "run").wrap("step", _jitted(), (1,))(x, 2.0)
+    )
+    assert loaded == 0
+    np.testing.assert_array_equal(result, _step(x, 2.0))
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1 and f"stored program {path} did not load" in err
+    assert path.stat().st_size > 100  # replaced by the program just compiled
+
+
+def test_programs_that_do_not_run_here_are_compiled_instead(tmp_path, capsys):
+    x = jnp.ones((3, 4))
+    programs.ProgramStore(tmp_path, "run").wrap("step", _jitted(), static_argnums=(1,))(x, 2.0)
+    (check,) = tmp_path.glob("check-*.bin")  # the first store also kept the check program
+    check.write_bytes(b"not a program")  # as a JAX whose stored executables fail would
+    programs._checked.clear()
+    result, loaded = _loads(
+        lambda: programs.ProgramStore(tmp_path, "run").wrap("step", _jitted(), (1,))(x, 2.0)
+    )
+    assert loaded == 0
+    np.testing.assert_array_equal(result, _step(x, 2.0))
+    assert "stored programs do not run with this JAX" in capsys.readouterr().err
+
+
+_PROCESS = """
+import sys, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from jaxae.runtime import parallel, programs, startup
+startup.enable_compilation_cache()
+loaded = []
+jax.monitoring.register_event_listener(lambda e, **_: e == programs.LOADED and loaded.append(e))
+store = programs.ProgramStore(startup.cache_root() / "programs", "run")
+f = store.wrap("f", jax.jit(lambda x: jnp.tanh(x @ x.T).sum(0) + jnp.sin(x[::-1]).mean()))
+x = jnp.linspace(-1, 1, 64).reshape(8, 8)
+mesh = parallel.make_mesh()  # two CPU devices: the batch split over them
+g = store.wrap("g", jax.jit(lambda x: jnp.cos(x) * 2, out_shardings=NamedSharding(mesh, P())))
+y = np.concatenate([f(x), g(jax.device_put(x, NamedSharding(mesh, P("data")))).ravel()])
+print(len(loaded), repr(y.tobytes().hex()))
+"""
+
+
+def _run(cache):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAXAE_CACHE_DIR": str(cache)}
+    env["JAX_NUM_CPU_DEVICES"] = "2"
+    out = subprocess.run(
+        [sys.executable, "-c", _PROCESS], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    loaded, values = out.stdout.split()
+    return int(loaded), values
+
+
+def test_programs_stored_by_one_process_run_in_the_next_on_their_devices(tmp_path):
+    # XLA:CPU serializes an executable loaded from JAX's own cache without its kernels; the
+    # store compiles such a program afresh, so each of these processes gets the same result
+    stored = _run(tmp_path)  # compiles (into JAX's cache too) and stores
+    assert stored[0] == 0
+    for path in (tmp_path / "programs").glob("[fg]-*.bin"):
+        path.unlink()  # JAX's cache still has the programs: the next store is of cache hits
+    again = _run(tmp_path)
+    loaded = _run(tmp_path)
+    assert again == stored and loaded == (2, stored[1])
+
+
+_FRESH_COMPILE, _LOAD_DATA = programs.fresh_compile, job._load_data
+
+
+def _lowered_programs(monkeypatch, tmp_path, config, invert):
+    """The StableHLO of every program the store compiles in one run of `config`, in order,
+    on its dataset (`invert`: with every pixel value v replaced by 255 - v)."""
+    texts = []
+
+    def recording(lowered):
+        texts.append(lowered.as_text())
+        return _FRESH_COMPILE(lowered)
+
+    def load_data(config):
+        ds = _LOAD_DATA(config)
+        if not invert:
+            return ds
+        flip = {k: 255 - getattr(ds, k) for k in ("train_images", "test_images")}
+        return dataclasses.replace(ds, **flip)
+
+    monkeypatch.setattr(programs, "fresh_compile", recording)
+    monkeypatch.setattr(job, "_load_data", load_data)
+    monkeypatch.setattr(programs, "_directory", tmp_path / ("inverted" if invert else "plain"))
+    train.train_and_evaluate(config, tmp_path / ("b" if invert else "a"))
+    return texts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, overrides",
+    [("vanilla", {"scan_epoch": "on"}), ("conv_simple", {}), ("vae", {"num_steps": 2})],
+)
+def test_steps_lower_the_same_programs_for_other_data_of_the_same_shapes(
+    monkeypatch, tmp_path, name, overrides
+):
+    config = tiny_config(name, **overrides)
+    plain = _lowered_programs(monkeypatch, tmp_path, config, invert=False)
+    inverted = _lowered_programs(monkeypatch, tmp_path, config, invert=True)
+    assert len(plain) >= 3  # initialisation, the step or its scan, evaluation
+    assert plain == inverted  # so a key of the config and the shapes finds the right program
