@@ -13,9 +13,9 @@ start-up; both train for the same number of epochs of Fashion-MNIST:
   workdir every time; the test `mse` is read from TMP/summary.json (for a VAE the mean-code
   reconstruction). Added overrides: `progress=False`, and for a VAE `vae.nll_examples=0` (the
   importance-sampled NLL, which the reference does not compute). jaxae's XLA cache is the
-  user's own (`--xla-cache user`: after the first run, runs load their compiled programs, as a
-  rerun of a config does) or a new empty one every run (`empty`: each run compiles everything,
-  as the first run on a machine does; the dataset cache is linked in).
+  user's own with its program store (`--xla-cache user`: after the first run, runs load their
+  compiled programs, as a rerun of a config does) or a new empty one every run (`empty`: each
+  run compiles everything, as the first run on a machine does; the dataset cache is linked in).
 - the reference, the seed tutorial's own loop. PyTorch (`--torch-side NAME`): a DataLoader
   (shuffle, drop_last) over the in-memory uint8 images scaled to [0, 1], Adam at the config's
   learning rate and batch size, the config's global-norm gradient clip, PyTorch's default
@@ -425,10 +425,11 @@ def _children_cpu() -> float:
 
 def empty_xla_cache(directory: pathlib.Path, user_cache: pathlib.Path) -> dict[str, str]:
     """The environment of a jaxae run whose cache is `directory`: the user cache's datasets
-    linked in, no compiled programs, so the run compiles everything as a machine's first does."""
+    linked in, no compiled or stored programs, so the run compiles everything as a machine's
+    first does."""
     directory.mkdir(parents=True, exist_ok=True)
     for entry in user_cache.glob("*"):
-        if entry.name != "xla":
+        if entry.name not in ("xla", "programs"):
             (directory / entry.name).symlink_to(entry.resolve())
     return {**os.environ, "JAXAE_CACHE_DIR": str(directory)}
 

@@ -1,13 +1,13 @@
-"""Time to the first step of `python train.py`, first run (empty compilation cache) against a
-second run of the same config (the cache filled), in pairs.
+"""Time to the first step of `python train.py`, first run (empty compilation cache and program
+store) against a second run of the same config (both filled), in pairs.
 
     python benchmarks/startup.py [--models conv_deep,deep_fc] [--repeats 3] [--steps 20]
 
 Each repeat runs, per model, a first run with an empty XLA cache and then a second run into a
 new workdir, both with `--config.profile_startup=True`, on Fashion-MNIST from the jaxae data
 cache. The dataset files are linked into a private cache directory, so the user's own XLA cache
-is neither used nor touched. Prints, per model, the medians of the seconds to the end of the
-first step, of the whole command, and the second/first ratios of the pairs.
+and program store are neither used nor touched. Prints, per model, the medians of the seconds
+to the end of the first step, of the whole command, and the second/first ratios of the pairs.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from jaxae.runtime.startup import cache_root
 
-    data = sorted(p for p in cache_root().glob("*") if p.name != "xla")
+    data = sorted(p for p in cache_root().glob("*") if p.name not in ("xla", "programs"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         cache = tmp / "cache"
@@ -67,7 +67,8 @@ def main(argv: list[str]) -> None:
         results = {m: [] for m in args.models.split(",")}
         for r in range(args.repeats):
             for model in results:
-                subprocess.run(["rm", "-rf", str(cache / "xla")], check=True)
+                for kept in ("xla", "programs"):
+                    subprocess.run(["rm", "-rf", str(cache / kept)], check=True)
                 first = one_run(model, cache, tmp / f"{model}{r}a", args.steps)
                 second = one_run(model, cache, tmp / f"{model}{r}b", args.steps)
                 results[model].append((first, second))

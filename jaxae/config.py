@@ -62,8 +62,9 @@ def default_config() -> ml_collections.ConfigDict:
     # the dtype the layers compute in; parameters, optimizer state, BatchNorm statistics, losses
     # and metrics stay float32. 'bfloat16' turns fast_ops 'auto' off ('on' is refused).
     c.compute_dtype = "float32"
-    # train.py: XLA's persistent compilation cache in $JAXAE_CACHE_DIR/xla (~/.cache/jaxae/xla),
-    # so a rerun of a config compiles nothing; and a breakdown of the start-up seconds
+    # train.py: XLA's persistent compilation cache in $JAXAE_CACHE_DIR/xla (~/.cache/jaxae/xla)
+    # and the steps' executables in $JAXAE_CACHE_DIR/programs, so a rerun of a config compiles
+    # and traces nothing; and a breakdown of the start-up seconds
     c.compilation_cache = True
     c.profile_startup = False
 
