@@ -48,7 +48,9 @@ def test_ssim_with_the_band_blur_equals_dm_pix(shape, size):
         return dm_pix.ssim(a, b, filter_size=size, filter_fn=blur), ssim_map, jax.grad(total)(a)
 
     (fast, fast_map, fast_grad), (plain, plain_map, plain_grad) = ssim(True, a), ssim(False, a)
-    np.testing.assert_allclose(fast, plain, atol=1e-6)
+    # float32: the window's two forms round differently, and differently again on CPUs with
+    # AVX-512 (1.25e-6 apart there); the mean can be no further apart than the map
+    np.testing.assert_allclose(fast, plain, atol=1e-5)
     assert fast_map.shape == plain_map.shape
     np.testing.assert_allclose(fast_map, plain_map, atol=1e-5)
     np.testing.assert_allclose(fast_grad, plain_grad, atol=1e-5)
