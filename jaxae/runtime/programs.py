@@ -9,8 +9,9 @@ the program's name, its static arguments and the shapes, dtypes and shardings of
 arguments. It keeps the executable (`jax.experimental.serialize_executable`) in
 cache_root()/programs and loads it in the next run instead of tracing, lowering and
 compiling. A stored program that cannot be loaded is compiled again, with one line on stderr
-that says why. train.py turns the store on with JAX's cache (`enable()`); a process that has
-not called `enable()`, such as a notebook calling train_and_evaluate, traces as usual.
+that says why. Past $JAXAE_PROGRAMS_MAX_BYTES (default 2 GiB) storing a program removes the
+least recently used ones. train.py turns the store on with JAX's cache (`enable()`); a process
+that has not called `enable()`, such as a notebook calling train_and_evaluate, traces as usual.
 
 That key is sound only while a program's values come from its arguments, the config and
 jaxae's code (models defined elsewhere are not stored): a step must not close over data
@@ -36,16 +37,43 @@ from typing import Any
 
 import jax
 
+from jaxae.errors import UserError
+
 LOADED = "/jaxae/programs/loaded"  # jax.monitoring events that startup.Timeline counts
 LOAD_SECONDS = "/jaxae/programs/load_seconds"
 _ENV_FLAGS = ("XLA_FLAGS", "LIBTPU_INIT_ARGS", "TPU_LIBRARY_PATH", "NEURON_CC_FLAGS")
 _directory: pathlib.Path | None = None  # set by enable(): where this process keeps programs
+# the store's size past which storing a program removes the least recently used ones
+MAX_BYTES = 2 << 30
+
+
+class StoreSizeError(UserError, ValueError):
+    """$JAXAE_PROGRAMS_MAX_BYTES is not a number of bytes."""
 
 
 def enable(directory: str | pathlib.Path) -> None:
-    """Keeps this process's training programs in `directory` (train.py: cache_root()/programs)."""
+    """Keeps this process's training programs in `directory` (train.py: cache_root()/programs).
+    Checks $JAXAE_PROGRAMS_MAX_BYTES first (StoreSizeError, one line)."""
     global _directory
+    max_bytes()
     _directory = pathlib.Path(directory)
+
+
+def max_bytes() -> int:
+    """The store's size bound: $JAXAE_PROGRAMS_MAX_BYTES, else MAX_BYTES."""
+    raw = os.environ.get("JAXAE_PROGRAMS_MAX_BYTES", "")
+    if not raw:
+        return MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise StoreSizeError(
+            f"JAXAE_PROGRAMS_MAX_BYTES={raw!r} is not a whole number of bytes; set it to one, "
+            f"e.g. JAXAE_PROGRAMS_MAX_BYTES={MAX_BYTES}, or unset it"
+        )
+    return value
 
 
 def store(**run: Any) -> ProgramStore:
@@ -214,6 +242,7 @@ def _load(path: pathlib.Path, count: bool = True) -> Any:
     program = serialize_executable.deserialize_and_load(
         payload, in_tree, out_tree, execution_devices=[by_id[i] for i in ids]
     )
+    os.utime(path)  # used now: evicted last
     if count:  # for startup.Timeline
         jax.monitoring.record_event(LOADED)
         jax.monitoring.record_event_duration_secs(LOAD_SECONDS, time.perf_counter() - start)
@@ -227,8 +256,30 @@ def _store(path: pathlib.Path, compiled: Any) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # readers see a whole file or none
+        evict(path.parent, keep=path)
     except Exception as exc:  # a program JAX cannot serialize, a read-only cache directory
         _note(f"program {path.stem} is not stored ({_why(exc)}); the next run compiles it again")
+
+
+def evict(directory: pathlib.Path, keep: pathlib.Path, limit: int | None = None) -> None:
+    """Removes the least recently used programs of `directory` (by modification time, which
+    loading renews) until it holds at most `limit` bytes ($JAXAE_PROGRAMS_MAX_BYTES, default
+    MAX_BYTES); `keep` and the check programs stay."""
+    limit = max_bytes() if limit is None else limit
+    files = []
+    for path in directory.glob("*.bin"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed by another process meanwhile
+            continue
+        files.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        if path != keep and not path.name.startswith("check-"):
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 def stored_programs_run(directory: pathlib.Path) -> bool:

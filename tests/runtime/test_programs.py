@@ -184,3 +184,29 @@ def test_steps_lower_the_same_programs_for_other_data_of_the_same_shapes(
     inverted = _lowered_programs(monkeypatch, tmp_path, config, invert=True)
     assert len(plain) >= 3  # initialisation, the step or its scan, evaluation
     assert plain == inverted  # so a key of the config and the shapes finds the right program
+
+
+def test_the_store_stays_under_its_size_by_removing_the_least_recently_used(tmp_path, monkeypatch):
+    x = jnp.ones((3, 4))
+    store = programs.ProgramStore(tmp_path, "run")
+    for scale, age in ((1.0, 300), (2.0, 200), (3.0, 100)):  # stored 300, 200, 100 s ago
+        store.wrap("step", _jitted(), static_argnums=(1,))(x, scale)
+        newest = max(tmp_path.glob("step-*.bin"), key=lambda p: p.stat().st_mtime_ns)
+        os.utime(newest, (newest.stat().st_atime - age, newest.stat().st_mtime - age))
+    oldest, middle, recent = sorted(tmp_path.glob("step-*.bin"), key=lambda p: p.stat().st_mtime)
+    programs._checked.clear()
+    programs.ProgramStore(tmp_path, "run").wrap("step", _jitted(), (1,))(x, 1.0)  # loads oldest
+    # room for what is stored now and about one program more (their sizes differ by bytes)
+    size = sum(path.stat().st_size for path in tmp_path.glob("*.bin"))
+    monkeypatch.setenv("JAXAE_PROGRAMS_MAX_BYTES", str(size + 1000))
+    store.wrap("step", _jitted(), static_argnums=(1,))(x, 4.0)
+    left = set(tmp_path.glob("step-*.bin"))
+    assert middle not in left and {oldest, recent} <= left and len(left) == 3
+    assert list(tmp_path.glob("check-*.bin"))  # never removed
+
+
+def test_a_store_size_that_is_not_a_number_is_one_error_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXAE_PROGRAMS_MAX_BYTES", "2G")
+    with pytest.raises(programs.StoreSizeError, match=r"JAXAE_PROGRAMS_MAX_BYTES='2G' is not"):
+        programs.enable(tmp_path)
+    assert programs._directory is None
