@@ -13,6 +13,7 @@ nothing. The process-wide state is this module's `_timeline`, set once by train.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -61,6 +62,27 @@ def import_without(module: str, unused: tuple[str, ...] = UNUSED_BY_TENSORBOARDX
     finally:
         for name in blocked:
             sys.modules.pop(name, None)
+
+
+def exit_now(code: int = 0) -> None:
+    """Ends a finished process at once: runs the atexit handlers (logging's flush, weakref
+    finalizers), flushes stdout and stderr, then `os._exit(code)`, skipping Python's teardown of
+    JAX and every module, 0.4-0.5 s of a train.py run on a 2-core CPU (its files are closed by
+    then). Returns, so Python exits as usual, while a non-daemon thread still runs."""
+    import atexit
+    import threading
+
+    main = threading.current_thread()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main):
+        return
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None:  # not CPython
+        return
+    run_exit_functions()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+            stream.flush()
+    os._exit(code)
 
 
 def process_seconds() -> float:

@@ -154,3 +154,27 @@ def test_profile_startup_prints_the_breakdown_from_the_cli(tmp_path):
     assert {k: first[k] for k in ("loss", "mse", "ssim")} == {
         k: again[k] for k in ("loss", "mse", "ssim")
     }
+
+
+def test_exit_now_runs_the_exit_handlers_then_ends_unless_a_thread_still_runs(monkeypatch):
+    import atexit
+    import threading
+
+    calls = []
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: calls.append("atexit"))
+    monkeypatch.setattr(os, "_exit", lambda code: calls.append(("exit", code)))
+    main = threading.current_thread()
+    monkeypatch.setattr(threading, "enumerate", lambda: [main])
+    startup.exit_now()
+    assert calls == ["atexit", ("exit", 0)]
+    calls.clear()
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)  # e.g. a checkpoint still being written
+    worker.start()
+    monkeypatch.setattr(threading, "enumerate", lambda: [main, worker])
+    try:
+        startup.exit_now()
+    finally:
+        release.set()
+        worker.join()
+    assert calls == []  # Python's own exit waits for it
