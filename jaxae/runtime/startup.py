@@ -68,10 +68,13 @@ def exit_now(code: int = 0) -> None:
     """Ends a finished process at once: runs the atexit handlers (logging's flush, weakref
     finalizers), flushes stdout and stderr, then `os._exit(code)`, skipping Python's teardown of
     JAX and every module, 0.4-0.5 s of a train.py run on a 2-core CPU (its files are closed by
-    then). Returns, so Python exits as usual, while a non-daemon thread still runs."""
+    then). Returns, so Python exits as usual, while a non-daemon thread still runs or under a
+    profiler or tracer (`python -m cProfile train.py ...` writes its profile after this)."""
     import atexit
     import threading
 
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
     main = threading.current_thread()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main):
         return

@@ -165,6 +165,8 @@ def test_exit_now_runs_the_exit_handlers_then_ends_unless_a_thread_still_runs(mo
     monkeypatch.setattr(os, "_exit", lambda code: calls.append(("exit", code)))
     main = threading.current_thread()
     monkeypatch.setattr(threading, "enumerate", lambda: [main])
+    monkeypatch.setattr(sys, "gettrace", lambda: None)  # as in a plain run, under coverage too
+    monkeypatch.setattr(sys, "getprofile", lambda: None)
     startup.exit_now()
     assert calls == ["atexit", ("exit", 0)]
     calls.clear()
@@ -178,3 +180,7 @@ def test_exit_now_runs_the_exit_handlers_then_ends_unless_a_thread_still_runs(mo
         release.set()
         worker.join()
     assert calls == []  # Python's own exit waits for it
+    monkeypatch.setattr(threading, "enumerate", lambda: [main])
+    monkeypatch.setattr(sys, "getprofile", lambda: object())  # python -m cProfile train.py
+    startup.exit_now()
+    assert calls == []  # the profiler writes its file after train.py returns
