@@ -19,7 +19,10 @@ values (tests/runtime/test_programs.py lowers the steps of two datasets of the s
 compares them). Files a step reads from elsewhere, such as the classifier of a
 feature-matching loss, go into the fingerprint by content.
 
-Like JAX's cache this trusts the cache directory: loading an executable runs its code.
+Any change to jaxae's source changes every key, so the first run after one compiles its steps
+again even where JAX's cache still has them (an executable loaded from that cache cannot be
+stored; see `fresh_compile`). Like JAX's cache this trusts the cache directory: loading an
+executable runs its code.
 """
 
 from __future__ import annotations
