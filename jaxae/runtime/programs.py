@@ -176,28 +176,35 @@ class ProgramStore:
                 return _load(path)
             except Exception as exc:  # a truncated file: compile and replace it
                 _note(f"stored program {path} did not load ({_why(exc)}); compiling it again")
-        compiled = fresh_compile(jitted.lower(*args))
-        _store(path, compiled)
+        compiled, storable = fresh_compile(jitted.lower(*args))
+        if storable:
+            _store(path, compiled)
+        else:
+            _note(f"program {path.stem} is not stored (this XLA cannot compile it afresh)")
         return compiled
 
 
-def fresh_compile(lowered: Any) -> Any:
-    """`lowered.compile()`, compiled by XLA rather than loaded from JAX's persistent cache.
+def fresh_compile(lowered: Any) -> tuple[Any, bool]:
+    """(`lowered.compile()`, whether it can be stored): compiled by XLA rather than loaded from
+    JAX's persistent cache.
 
     An executable that JAX's cache loaded serializes without its kernels on XLA:CPU (jaxlib
     0.10 to 0.12: the next process fails with "Function ... not found"), so after a cache hit
     the program is compiled again under an option that only changes the cache key
     (xla_embed_ir_in_executable at its default), and that copy is not written to the cache.
+    An XLA that refuses the option keeps the loaded program for this run, not to be stored.
     """
     before = _cache_hits[0]
     compiled = lowered.compile()
     if _cache_hits[0] == before:
-        return compiled
+        return compiled, True
     flag = "jax_persistent_cache_min_compile_time_secs"
     threshold = getattr(jax.config, flag)
     jax.config.update(flag, float("inf"))
     try:
-        return lowered.compile({"xla_embed_ir_in_executable": False})
+        return lowered.compile({"xla_embed_ir_in_executable": False}), True
+    except Exception:  # e.g. "No such compile option" in another XLA
+        return compiled, False
     finally:
         jax.config.update(flag, threshold)
 
@@ -304,7 +311,9 @@ def stored_programs_run(directory: pathlib.Path) -> bool:
         except Exception as exc:
             _note(f"stored programs do not run with this JAX ({_why(exc)}); compiling instead")
     else:
-        _store(path, fresh_compile(jax.jit(lambda a: jnp.sin(a) @ a.T).lower(x)))
+        check, storable = fresh_compile(jax.jit(lambda a: jnp.sin(a) @ a.T).lower(x))
+        if storable:
+            _store(path, check)
     _checked[directory] = bool(ok)
     return _checked[directory]
 

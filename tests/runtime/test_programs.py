@@ -145,6 +145,33 @@ def test_programs_stored_by_one_process_run_in_the_next_on_their_devices(tmp_pat
     assert again == stored and loaded == (2, stored[1])
 
 
+class _Lowered:
+    """A lowered program whose compile() is served by JAX's cache (a hit is counted), and
+    whose compile with options succeeds when `fresh` (else raises, as an XLA without the
+    option does)."""
+
+    def __init__(self, fresh: bool):
+        self.fresh = fresh
+
+    def compile(self, compiler_options=None):
+        if compiler_options is None:
+            programs._count_cache_hits("/jax/compilation_cache/cache_hits")
+            return "loaded from JAX's cache"
+        if not self.fresh:
+            raise RuntimeError("No such compile option: xla_embed_ir_in_executable")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == float("inf")
+        return "compiled afresh, not written to JAX's cache"
+
+
+def test_a_program_jaxs_cache_served_is_compiled_afresh_to_be_stored():
+    before = jax.config.jax_persistent_cache_min_compile_time_secs
+    compiled, storable = programs.fresh_compile(_Lowered(fresh=True))
+    assert (compiled, storable) == ("compiled afresh, not written to JAX's cache", True)
+    compiled, storable = programs.fresh_compile(_Lowered(fresh=False))
+    assert (compiled, storable) == ("loaded from JAX's cache", False)  # runs, is not stored
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == before
+
+
 _FRESH_COMPILE, _LOAD_DATA = programs.fresh_compile, job._load_data
 
 
