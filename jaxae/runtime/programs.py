@@ -221,7 +221,9 @@ jax.monitoring.register_event_listener(_count_cache_hits)
 def serialize(compiled: Any) -> bytes:
     """`compiled` (a jax.stages.Compiled) as bytes for `_load`: jax.experimental.
     serialize_executable's format, with each executable's own `serialize()` (what JAX's
-    persistent cache stores) where it asks the client, whose bytes lack the kernels on CPU."""
+    persistent cache stores) where it asks the client, whose bytes lack the kernels on CPU.
+    It uses private parts of serialize_executable and of Compiled, as serialize_executable
+    itself does; a JAX that moves them fails here, and `_store` notes it and stores nothing."""
     import io
 
     from jax._src.lib import xla_client
