@@ -117,7 +117,7 @@ class Job:
             steps_per_epoch=steps_per_epoch,
             eval_every=eval_every,
             checkpoint_every=config.checkpoint_every or eval_every,
-            programs=programs.for_run(config, model, ds, validation_images),
+            programs=programs.for_run(config_dict, model, ds, validation_images),
         )
 
     @property

@@ -236,7 +236,7 @@ def serialize(compiled: Any) -> bytes:
             return super().persistent_id(obj)
 
     if compiled._params.const_args:
-        raise NotImplementedError("a program with closed-over constant arrays")
+        raise ValueError("closed-over constant arrays cannot be serialized")
     unloaded = compiled._executable._unloaded_executable
     info, in_tree = jax.tree.flatten(compiled.args_info)
     devices = [device.id for device in unloaded.device_list]  # the program's, in its order
@@ -328,28 +328,24 @@ _checked: dict[pathlib.Path, bool] = {}
 HOST_ONLY_FIELDS = ("profile_startup", "progress", "compilation_cache", "keep_checkpoints")
 
 
-def for_run(config: Any, model: Any, ds: Any, held: Any) -> ProgramStore:
-    """The ProgramStore of a run of `config` training `model` on `ds` (a jaxae Dataset) with
-    `held` validation images [V, H, W, C] (or None). Off with several processes (each host
-    would keep its own copy of programs all of them must run alike) and for models defined
-    outside jaxae, whose source the key does not cover."""
+def for_run(settings: dict, model: Any, ds: Any, held: Any) -> ProgramStore:
+    """The ProgramStore of a run with config `settings` (the config as JSON-able dicts) training
+    `model` on `ds` (a jaxae Dataset) with `held` validation images [V, H, W, C] (or None). Off
+    with several processes (each host would keep its own copy of programs all of them must run
+    alike) and for models defined outside jaxae, whose source the key does not cover."""
     if jax.process_count() > 1 or not type(model).__module__.startswith("jaxae."):
         return OFF
     arrays = (ds.train_images, held, ds.test_images)
     shapes = [None if a is None else [list(a.shape), str(a.dtype)] for a in arrays]
-    files = ""
-    if config.perceptual.feature_workdir:  # its classifier's weights are constants of the step
+    files, feature = "", settings["perceptual"]["feature_workdir"]
+    if feature:  # its classifier's weights are constants of the step
         from jaxae import classifier
 
-        top = pathlib.Path(config.perceptual.feature_workdir)
+        top = pathlib.Path(feature)
         read = [top / name for name in (classifier.INFO_FILE, classifier.PARAMS_DIR)]
         files = files_digest(path for path in read if path.exists())
-    from jaxae import config as config_lib
-
-    settings = json.loads(config_lib.to_json(config))
-    for name in HOST_ONLY_FIELDS:
-        settings.pop(name, None)
-    return store(config=settings, data=shapes, files=files)
+    program_settings = {k: v for k, v in settings.items() if k not in HOST_ONLY_FIELDS}
+    return store(config=program_settings, data=shapes, files=files)
 
 
 def _note(text: str) -> None:
