@@ -5,6 +5,7 @@ Rerunning the same command on the same DIR resumes from its latest checkpoint.
 """
 
 import argparse
+import json
 import sys
 
 from jaxae import config as config_lib
@@ -32,9 +33,13 @@ def main(argv: list[str]) -> None:
         config = config_lib.load_file(args.config)
         config_lib.apply_overrides(config, [a.removeprefix("--config.") for a in rest])
         from jaxae.fast import process  # jax imports after the arguments are checked
-
-        process.before_jax(config.fast_ops)  # malloc: effective only before JAX's backend starts
         from jaxae.runtime import distributed, startup
+
+        memory = None  # the train step's memory as this config's last run measured it
+        if config.compilation_cache:
+            settings = json.loads(config_lib.to_json(config))
+            memory = process.StepMemory.for_config(startup.cache_root() / "step_memory", settings)
+        process.before_jax(config.fast_ops, memory)  # malloc: before JAX's backend starts
 
         startup.begin(config.profile_startup)  # --config.profile_startup=True: where time goes
         if config.compilation_cache:

@@ -299,9 +299,10 @@ def main(argv: list[str]) -> None:
         parser.error("--reps must be at least 2 (the spread needs two pairs)")
     from jaxae.fast import process
 
-    # as train.py does with fast ops on; the malloc setting applies to torch too (one process),
-    # sparing it some page faults as well (README, attempts 5 and 6)
-    process.before_jax("on")
+    # as train.py does for conv_deep's large step (the steps here are timed after compiling, so
+    # its cost to compiles does not count); it applies to torch too (one process), sparing it
+    # some page faults as well (README, attempts 5, 6 and 28)
+    process.reuse_freed_memory()
     if args.jaxae_only:
         return jaxae_only(args)
     try:

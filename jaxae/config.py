@@ -27,6 +27,9 @@ PARALLEL_MODES = ("jit", "pmap")  # jaxae.parallel.MODES
 SCAN_MODES = ("auto", "on", "off")  # scan_epoch
 FAST_OPS_MODES = ("auto", "on", "off")  # fast_ops
 COMPUTE_DTYPES = ("float32", "bfloat16")  # compute_dtype (jaxae.models.COMPUTE_DTYPES)
+# fields no compiled program reads: a run that only profiles its start-up, hides its progress
+# bar or keeps more checkpoints loads the same stored programs (jaxae.runtime.programs)
+HOST_ONLY_FIELDS = ("profile_startup", "progress", "compilation_cache", "keep_checkpoints")
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -10,7 +10,7 @@ import jax
 import ml_collections
 
 from jaxae import config as config_lib
-from jaxae import data, steps
+from jaxae import data, fast, steps
 from jaxae.runtime import checkpoint, feeding, guard, startup
 from jaxae.runtime.console import Console
 from jaxae.runtime.job import Job
@@ -81,6 +81,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
         loop = Loop(job, mngr, feeder, log, writer, console, selection, stop)
         state, last_eval = loop.run(state, start_step)
         startup.mark("last step", wait=state)
+        fast.process.record_step_memory(job.programs.step_temp_bytes())  # for the next run
         console.close()
         # test is scored while the final checkpoint is still being written in the background;
         # summary.json is written only once that checkpoint is sealed

@@ -43,8 +43,8 @@ def assert_one_line_error(result, *needles):
 
 
 def test_train_py_writes_the_workdir_contract(tmp_path):
-    workdir = tmp_path / "run"
-    result = run("--config", "configs/conv_simple.py", "--workdir", str(workdir), *TINY)
+    workdir, env = tmp_path / "run", {"JAXAE_CACHE_DIR": str(tmp_path / "cache")}
+    result = run("--config", "configs/conv_simple.py", "--workdir", str(workdir), *TINY, env=env)
     assert result.returncode == 0, result.stderr
     for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
         assert (workdir / name).exists(), name
@@ -61,9 +61,16 @@ def test_train_py_writes_the_workdir_contract(tmp_path):
     assert f"summary: {workdir / 'summary.json'}" in out
     assert f"next: python -m jaxae.analyze --workdir {workdir}" in out
     assert any(line.startswith("done: 4 steps; test: loss ") for line in out), out
-    # the same command again resumes (and finds nothing left to do)
-    again = run("--config", "configs/conv_simple.py", "--workdir", str(workdir), *TINY)
+    # the train step's temporaries are measured for the next run's malloc choice
+    assert "malloc unchanged (this config's step memory is measured in this run)" in result.stdout
+    (memory,) = (tmp_path / "cache" / "step_memory").iterdir()
+    temp_bytes = json.loads(memory.read_text())["temp_bytes"]
+    assert 0 < temp_bytes < 64 << 20
+    # the same command again resumes (and finds nothing left to do), with malloc as it was
+    again = run("--config", "configs/conv_simple.py", "--workdir", str(workdir), *TINY, env=env)
     assert again.returncode == 0 and "Resuming" in again.stdout
+    fits = f"malloc unchanged (the step's {temp_bytes / 2**20:.0f} MiB of temporaries fit a"
+    assert fits in again.stdout, again.stdout
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,20 @@
 They come with the fast ops (`fast_ops`); with them off nothing here changes the process (a
 run without them only puts JAX's threefry rule back after one with them in the same process).
 Two are process-wide and last until it exits, and a library import sets neither: the malloc
-setting has to come before JAX's backend starts, so train.py sets it from the config's mode
-(`before_jax(config.fast_ops)`); the threefry lowering comes with `for_training(fast)`, which
-the training loop calls once it has resolved the mode, before the first step compiles, and which
-says what applies. One is per compilation: `step_compiler_options(fast)`, which the train and
-eval steps are compiled with (parallel.compile_step, jaxae.train).
+setting has to come before JAX's backend starts, so train.py chooses it from the config's mode
+and the step memory its last run measured (`before_jax`); the threefry lowering comes with
+`for_training(fast)`, which the training loop calls once it has resolved the mode, before the
+first step compiles, and which says what applies. One is per compilation:
+`step_compiler_options(fast)`, which the train and eval steps are compiled with
+(parallel.compile_step, jaxae.train).
 
 - `reuse_freed_memory()`: XLA:CPU allocates each execution's temporaries as one block (88 MB
   for a conv_deep step at batch 128) with posix_memalign on a worker thread. glibc serves a
   block that large from a fresh mmap and unmaps it when the step ends, so every step touched
   new pages: 21,000 page faults and half a core of kernel time per conv_deep step. With one
   malloc arena, no mmap and no trimming, the next step reuses the freed block. The process
-  keeps its peak heap until it exits.
+  keeps its peak heap until it exits, and its compilations are slower (the threads share one
+  arena), so it applies only to a step whose temporaries exceed a thread's heap.
 - `unroll_threefry()`: JAX lowers the threefry2x32 hash (every jax.random call: dropout masks,
   fold_in, VAE noise) to a 5-iteration while loop on CPU and to straight-line code elsewhere.
   The loop costs thunks and copies each iteration; the straight-line form computes the same
@@ -37,8 +39,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
+import hashlib
+import json
+import os
+import pathlib
 from collections.abc import Iterator
+
+from jaxae import config as config_lib
 
 # mallopt parameters, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -46,40 +55,109 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 
 
-# reuse_freed_memory's result in this process: None until it is called
-_malloc_set: bool | None = None
+# glibc's largest heap of a thread's malloc arena on 64-bit (HEAP_MAX_SIZE): a larger block
+# that a worker thread allocates comes from a fresh mmap whatever mallopt says, unless every
+# thread shares the main arena
+THREAD_HEAP_BYTES = 64 << 20
+
+# before_jax's note for the start-up line, and where this run's step memory is kept: None
+# until before_jax is called
+_malloc_note: str | None = None
+_step_memory: StepMemory | None = None
 
 
 def reuse_freed_memory() -> bool:
-    """Tell glibc's malloc to keep and reuse freed memory. False (and no change) off glibc.
+    """Tell glibc's malloc to keep and reuse freed memory, with one arena for every thread.
+    False (and no change) off glibc.
 
     Only effective before JAX's backend starts: its worker threads take their own malloc
     arenas then, and a block freed in those is unmapped whatever is set later (the page faults
     come back in full; tests/fast/test_process.py). Hence `before_jax`.
     """
-    global _malloc_set
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl without mallopt)
-        _malloc_set = False
         return False
     settings = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1))
-    _malloc_set = all(mallopt(param, value) == 1 for param, value in settings)
-    return _malloc_set
+    return all(mallopt(param, value) == 1 for param, value in settings)
 
 
-def before_jax(fast_ops: str) -> None:
+@dataclasses.dataclass(frozen=True)
+class StepMemory:
+    """The bytes of temporaries the train step of one config needed when it last ran, kept in
+    a small file across runs (train.py: cache_root()/step_memory), so that the next run can
+    choose the malloc setting before JAX starts. Keyed on the config alone (the data's shapes
+    are not known yet then): it only chooses a setting, never a result."""
+
+    path: pathlib.Path
+
+    @classmethod
+    def for_config(cls, directory: str | pathlib.Path, settings: dict) -> StepMemory:
+        """`settings`: the config as JSON-able dicts; fields no program reads do not count."""
+        kept = {k: v for k, v in settings.items() if k not in config_lib.HOST_ONLY_FIELDS}
+        key = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:32]
+        return cls(pathlib.Path(directory) / f"{key}.json")
+
+    def read(self) -> int | None:
+        """The recorded bytes, or None when nothing (readable) was recorded."""
+        try:
+            value = json.loads(self.path.read_text())["temp_bytes"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return value if isinstance(value, int) and value >= 0 else None
+
+    def write(self, temp_bytes: int) -> None:
+        """Records `temp_bytes` (atomically: a concurrent run reads the old value or this)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"temp_bytes": int(temp_bytes)}) + "\n")
+        partial.replace(self.path)
+
+
+def before_jax(fast_ops: str, step_memory: StepMemory | None = None) -> None:
     """The malloc setting for a run with `fast_ops` mode 'on', 'auto' or 'off': call it once the
     config is read and before JAX's backend starts (train.py does).
 
-    That is before 'auto' can ask which backend it gets, so the setting follows the mode, not
-    the resolved choice: 'on' and 'auto' set it (on an accelerator it only keeps the host heap
-    at its peak), 'off' leaves malloc alone.
+    One arena for every thread makes each compilation slower (its threads contend for the
+    arena's lock: a first run of deep_fc 2-5 s slower on a 2-core CPU) and pays only for a step
+    whose temporaries exceed THREAD_HEAP_BYTES (conv_deep's 82 MiB at batch 128: 4 s faster
+    per epoch). So it applies where `step_memory`, this config's last run, measured that; a
+    first run measures it for the next (`record_step_memory`). The backend is not known yet,
+    so the setting follows the mode: 'on' and 'auto' can set it (on an accelerator it only
+    keeps the host heap at its peak), 'off' leaves malloc alone.
     """
-    if fast_ops != "off":
-        reuse_freed_memory()
+    global _malloc_note, _step_memory
+    _step_memory = step_memory
+    if fast_ops == "off":
+        _malloc_note = "malloc unchanged (fast ops off)"
+        return
+    temp = None if step_memory is None else step_memory.read()
+    if step_memory is None:
+        _malloc_note = "malloc unchanged (step memory is kept only with the compilation cache)"
+    elif temp is None:
+        _malloc_note = "malloc unchanged (this config's step memory is measured in this run)"
+    elif temp <= THREAD_HEAP_BYTES:
+        _malloc_note = (
+            f"malloc unchanged (the step's {_mib(temp)} of temporaries fit a thread heap)"
+        )
+    elif reuse_freed_memory():
+        _malloc_note = f"malloc reuses freed memory (the step's {_mib(temp)} of temporaries)"
+    else:
+        _malloc_note = "malloc unchanged (not glibc)"
+
+
+def record_step_memory(temp_bytes: int | None) -> None:
+    """Keeps the train step's `temp_bytes` for the next run of this config (see before_jax);
+    nothing without a StepMemory or a measurement."""
+    if _step_memory is not None and temp_bytes is not None:
+        with contextlib.suppress(OSError):  # a read-only cache: the next run measures again
+            _step_memory.write(temp_bytes)
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.0f} MiB"
 
 
 # whether unroll_threefry last registered the unrolled rule (False: JAX's own CPU rule)
@@ -164,10 +242,10 @@ def for_training(fast: bool, scanned: bool = False) -> list[str]:
         if _threefry_unrolled:
             unroll_threefry(False)
         return []
-    if _malloc_set is None:  # too late now: JAX's backend has started
+    if _malloc_note is None:  # too late now: JAX's backend has started
         notes = ["malloc unchanged (process.before_jax was not called before JAX started)"]
     else:
-        notes = ["malloc reuses freed memory" if _malloc_set else "malloc unchanged (not glibc)"]
+        notes = [_malloc_note]
     skipped = unroll_threefry(True)
     if skipped is not None:
         notes.append(f"threefry as JAX lowers it ({skipped})")

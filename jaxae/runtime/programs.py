@@ -40,6 +40,7 @@ from typing import Any
 
 import jax
 
+from jaxae import config as config_lib
 from jaxae.errors import UserError
 
 LOADED = "/jaxae/programs/loaded"  # jax.monitoring events that startup.Timeline counts
@@ -144,6 +145,8 @@ class ProgramStore:
     def __init__(self, directory: str | pathlib.Path | None, run_fingerprint: str = ""):
         self.directory = None if directory is None else pathlib.Path(directory)
         self.run_fingerprint = run_fingerprint
+        # per program name, the most bytes of temporaries XLA reports for one of its executables
+        self.temp_bytes: dict[str, int] = {}
 
     def wrap(self, name: str, jitted: Any, static_argnums: tuple[int, ...] = ()) -> Callable:
         """`jitted` (a jax.jit function, called with positional arguments only) through the
@@ -164,12 +167,25 @@ class ProgramStore:
 
         return call
 
+    def step_temp_bytes(self) -> int | None:
+        """The train step's bytes of temporaries (a scan epoch's, when the steps run in one),
+        once it has run through this store; else None."""
+        found = [self.temp_bytes[n] for n in ("train_step", "scan_epoch") if n in self.temp_bytes]
+        return max(found) if found else None
+
     def path(self, name: str, signature: tuple) -> pathlib.Path:
         static, treedef, leaves = signature
         text = repr((self.run_fingerprint, name, static, str(treedef), leaves))
         return self.directory / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.bin"
 
     def _load_or_compile(self, name: str, jitted: Any, args: tuple, signature: tuple):
+        program = self._stored(name, jitted, args, signature)
+        temp = _temp_bytes(program)
+        if temp is not None:
+            self.temp_bytes[name] = max(temp, self.temp_bytes.get(name, 0))
+        return program
+
+    def _stored(self, name: str, jitted: Any, args: tuple, signature: tuple):
         path = self.path(name, signature)
         if stored_programs_run(self.directory) and path.exists():
             try:
@@ -182,6 +198,14 @@ class ProgramStore:
         else:
             _note(f"program {path.stem} is not stored (this XLA cannot compile it afresh)")
         return compiled
+
+
+def _temp_bytes(compiled: Any) -> int | None:
+    """The bytes of temporaries one execution of `compiled` allocates, where XLA says."""
+    try:
+        return int(compiled.memory_analysis().temp_size_in_bytes)
+    except Exception:  # a backend without memory analysis
+        return None
 
 
 def fresh_compile(lowered: Any) -> tuple[Any, bool]:
@@ -323,11 +347,6 @@ def stored_programs_run(directory: pathlib.Path) -> bool:
 _checked: dict[pathlib.Path, bool] = {}
 
 
-# config fields no compiled program reads: a run that only profiles its start-up, hides its
-# progress bar or keeps more checkpoints loads the same stored programs
-HOST_ONLY_FIELDS = ("profile_startup", "progress", "compilation_cache", "keep_checkpoints")
-
-
 def for_run(settings: dict, model: Any, ds: Any, held: Any) -> ProgramStore:
     """The ProgramStore of a run with config `settings` (the config as JSON-able dicts) training
     `model` on `ds` (a jaxae Dataset) with `held` validation images [V, H, W, C] (or None). Off
@@ -344,7 +363,7 @@ def for_run(settings: dict, model: Any, ds: Any, held: Any) -> ProgramStore:
         top = pathlib.Path(feature)
         read = [top / name for name in (classifier.INFO_FILE, classifier.PARAMS_DIR)]
         files = files_digest(path for path in read if path.exists())
-    program_settings = {k: v for k, v in settings.items() if k not in HOST_ONLY_FIELDS}
+    program_settings = {k: v for k, v in settings.items() if k not in config_lib.HOST_ONLY_FIELDS}
     return store(config=program_settings, data=shapes, files=files)
 
 

@@ -22,10 +22,15 @@ SCRIPT = textwrap.dedent(
     """
     import resource, sys
     from jaxae.fast import process
-    process.before_jax(sys.argv[1])  # as train.py: before JAX's backend starts
+    # as train.py, before JAX's backend starts, for a config whose last run measured a step
+    # larger than a thread's heap
+    memory = process.StepMemory.for_config(sys.argv[2], {"model": "big"})
+    memory.write(100 << 20)
+    process.before_jax(sys.argv[1], memory)
     import jax, jax.numpy as jnp
     if sys.argv[1] != "off":
-        assert process.for_training(True)[0] == "malloc reuses freed memory"
+        note = process.for_training(True)[0]
+        assert note == "malloc reuses freed memory (the step's 100 MiB of temporaries)", note
     a, b = jnp.ones((2048, 64)), jnp.ones((64, 8192))
     f = jax.jit(lambda a, b: jnp.sum(jnp.sin(a @ b), axis=0))
     for _ in range(3):
@@ -41,28 +46,28 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run(script: str, mode: str) -> str:
+def run(script: str, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", script, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True
     )
     return out.stdout
 
 
-def page_faults(mode: str) -> int:
-    return int(run(SCRIPT, mode).split()[-1])
+def page_faults(mode: str, directory) -> int:
+    return int(run(SCRIPT, mode, str(directory)).split()[-1])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers():
-    default = page_faults("off")
+def test_reuse_freed_memory_stops_page_faults_of_xla_temp_buffers(tmp_path):
+    default = page_faults("off", tmp_path)
     if default < 2_000:  # newer jaxlibs keep their temporaries: nothing for the setting to fix
         pytest.skip(f"this jaxlib faults {default} times in 5 calls without the setting")
     # 5 calls × 64 MB of fresh pages is ~80,000 faults; reused memory faults (almost) never.
     # A busy host's heap was seen to grow by one 64 MB buffer (16,384 faults) in every window;
     # a setting that did nothing would fault as often as the default.
     assert default > 20_000, default
-    tuned = page_faults("auto")
+    tuned = page_faults("auto", tmp_path)
     assert tuned < default / 4, (tuned, default)
 
 
@@ -251,31 +256,96 @@ def test_scan_dispatch_compiles_inside_the_threefry_loop(monkeypatch):
     assert entered == [(False, True)] and metrics["loss"].shape == (3,)
 
 
-@pytest.mark.parametrize(
-    "malloc, note",
-    [
-        (True, "malloc reuses freed memory"),
-        (False, "malloc unchanged (not glibc)"),
-        (None, "malloc unchanged (process.before_jax was not called before JAX started)"),
-    ],
-)
-def test_for_training_says_what_applies(monkeypatch, malloc, note):
-    monkeypatch.setattr(process, "_malloc_set", malloc)
+def test_for_training_says_what_applies(monkeypatch):
+    monkeypatch.setattr(process, "_malloc_note", "malloc unchanged (fast ops off)")
     monkeypatch.setattr(
         process, "unroll_threefry", lambda unroll=True: "JAX 0.13.0 is outside the tested"
     )
     notes = process.for_training(True, scanned=True)
-    assert notes[:2] == [note, "threefry as JAX lowers it (JAX 0.13.0 is outside the tested)"]
+    assert notes[:2] == [
+        "malloc unchanged (fast ops off)",
+        "threefry as JAX lowers it (JAX 0.13.0 is outside the tested)",
+    ]
+    monkeypatch.setattr(process, "_malloc_note", None)  # JAX started before before_jax ran
+    assert process.for_training(True)[0] == (
+        "malloc unchanged (process.before_jax was not called before JAX started)"
+    )
 
 
-def test_before_jax_leaves_malloc_alone_when_fast_ops_are_off(monkeypatch):
+@pytest.mark.parametrize(
+    "mode, recorded, glibc, note",
+    [
+        ("off", 100 << 20, True, "malloc unchanged (fast ops off)"),
+        (
+            "auto",
+            None,
+            True,
+            "malloc unchanged (this config's step memory is measured in this run)",
+        ),
+        (
+            "on",
+            17 << 20,
+            True,
+            "malloc unchanged (the step's 17 MiB of temporaries fit a thread heap)",
+        ),
+        (
+            "on",
+            64 << 20,
+            True,
+            "malloc unchanged (the step's 64 MiB of temporaries fit a thread heap)",
+        ),
+        ("auto", 82 << 20, True, "malloc reuses freed memory (the step's 82 MiB of temporaries)"),
+        ("on", 82 << 20, False, "malloc unchanged (not glibc)"),
+    ],
+)
+def test_before_jax_sets_malloc_only_for_a_step_larger_than_a_thread_heap(
+    monkeypatch, tmp_path, mode, recorded, glibc, note
+):
+    """One arena slows every compilation, so it is set only where the config's last run
+    measured temporaries that a thread's heap cannot hold."""
     calls = []
-    monkeypatch.setattr(process, "reuse_freed_memory", lambda: calls.append(1))
-    process.before_jax("off")
-    assert not calls
-    process.before_jax("auto")
+    monkeypatch.setattr(process, "reuse_freed_memory", lambda: calls.append(1) or glibc)
+    memory = process.StepMemory.for_config(tmp_path, {"model": "conv_deep"})
+    if recorded is not None:
+        memory.write(recorded)
+    process.before_jax(mode, memory)
+    assert process._malloc_note == note
+    assert len(calls) == (mode != "off" and recorded is not None and recorded > 64 << 20)
+
+
+def test_before_jax_without_a_kept_step_memory_leaves_malloc_alone(monkeypatch):
+    monkeypatch.setattr(process, "reuse_freed_memory", lambda: pytest.fail("set malloc"))
     process.before_jax("on")
-    assert len(calls) == 2
+    assert process._malloc_note == (
+        "malloc unchanged (step memory is kept only with the compilation cache)"
+    )
+
+
+def test_step_memory_is_kept_per_config_and_a_bad_file_reads_as_unmeasured(tmp_path):
+    config = {"model": "conv_deep", "batch_size": 128, "progress": True, "profile_startup": False}
+    memory = process.StepMemory.for_config(tmp_path / "step_memory", config)
+    assert memory.read() is None
+    memory.write(86_101_892)
+    assert memory.read() == 86_101_892
+    host_only = dict(config, progress=False, profile_startup=True, keep_checkpoints=9)
+    assert process.StepMemory.for_config(tmp_path / "step_memory", host_only) == memory
+    bigger = process.StepMemory.for_config(tmp_path / "step_memory", dict(config, batch_size=2048))
+    assert bigger != memory and bigger.read() is None
+    for text in ("{", '{"temp_bytes": "many"}', '{"temp_bytes": -1}', "[]"):
+        memory.path.write_text(text)
+        assert memory.read() is None, text
+
+
+def test_record_step_memory_keeps_the_measurement_for_the_next_run(monkeypatch, tmp_path):
+    memory = process.StepMemory.for_config(tmp_path, {"model": "vanilla"})
+    monkeypatch.setattr(process, "_step_memory", memory)
+    process.record_step_memory(None)  # nothing measured: nothing written
+    assert memory.read() is None
+    process.record_step_memory(3 << 20)
+    assert memory.read() == 3 << 20
+    monkeypatch.setattr(process, "_step_memory", None)
+    process.record_step_memory(5 << 20)  # no store (compilation cache off)
+    assert memory.read() == 3 << 20
 
 
 def test_resolve(monkeypatch):

@@ -64,6 +64,26 @@ def test_a_second_store_loads_what_the_first_compiled_with_identical_results(tmp
     np.testing.assert_array_equal(result, _step(x, 2.0))
 
 
+def test_the_store_reports_the_train_steps_temporaries_compiled_or_loaded(tmp_path):
+    """What train.py keeps for the next run's malloc choice (fast.process.record_step_memory):
+    XLA's own count, the same from a stored program as from a compiled one."""
+
+    def step(x):  # a product the reduction cannot fuse with: a temporary buffer
+        return jnp.sum(jnp.sin(x @ x.T), axis=0)
+
+    x = jnp.ones((256, 64))
+    expected = jax.jit(step).lower(x).compile().memory_analysis().temp_size_in_bytes
+    assert expected >= 256 * 256 * 4
+    for _ in range(2):  # compiled, then loaded
+        store = programs.ProgramStore(tmp_path, "run")
+        assert store.step_temp_bytes() is None  # before the step has run
+        store.wrap("eval_step", jax.jit(step))(x)
+        assert store.step_temp_bytes() is None  # not the train step
+        store.wrap("train_step", jax.jit(step))(x)
+        assert store.step_temp_bytes() == expected
+        programs._checked.clear()
+
+
 def test_the_key_covers_the_run_the_shapes_and_the_static_arguments(tmp_path):
     x = jnp.ones((3, 4))
     store = programs.ProgramStore(tmp_path, "run-a")
