@@ -10,10 +10,9 @@ sys.path.insert(0, str(ROOT))  # so `configs.NAME` imports like train.py's confi
 
 # No malloc setting here: train.py sets it only for a train step larger than a thread's heap,
 # and its single arena slows every compilation, which is most of the suite's time. Nor the
-# threefry rule: training sets that
-# itself (fast.process.for_training), and it changes float rounding downstream (same random
-# bits, different fusions), so a test that compares with a train.py run bit for bit runs its
-# reference through train.py too.
+# threefry rule: training sets that itself (fast.process.for_training), and it changes float
+# rounding downstream (same random bits, different fusions), so a test that compares with a
+# train.py run bit for bit runs its reference through train.py too.
 
 # Most of the suite's time is XLA compiling on one thread, so one pytest-xdist worker per core
 # halves it on two cores. Past four, each worker's own JAX, compiled programs and training
