@@ -425,11 +425,11 @@ def _children_cpu() -> float:
 
 def empty_xla_cache(directory: pathlib.Path, user_cache: pathlib.Path) -> dict[str, str]:
     """The environment of a jaxae run whose cache is `directory`: the user cache's datasets
-    linked in, no compiled or stored programs, so the run compiles everything as a machine's
-    first does."""
+    linked in, no compiled or stored programs and no measured step memory, so the run compiles
+    and chooses its malloc setting as a machine's first does."""
     directory.mkdir(parents=True, exist_ok=True)
     for entry in user_cache.glob("*"):
-        if entry.name not in ("xla", "programs"):
+        if entry.name not in ("xla", "programs", "step_memory"):
             (directory / entry.name).symlink_to(entry.resolve())
     return {**os.environ, "JAXAE_CACHE_DIR": str(directory)}
 

@@ -145,6 +145,7 @@ def test_an_empty_xla_cache_run_sees_the_datasets_and_no_compiled_programs(tmp_p
     (user / "xla").mkdir(parents=True)
     (user / "xla" / "program").write_text("compiled")
     (user / "programs").mkdir()  # the program store: stored steps, left out too
+    (user / "step_memory").mkdir()  # what the last runs measured: a first run has not
     (user / "fashion_mnist.npz").write_text("data")
     monkeypatch.setattr(e2e, "user_cache_root", lambda: user)
     seen = {}

@@ -285,6 +285,7 @@ class Job:
                 binarization=config.vae.binarize,
                 likelihood=config.vae.likelihood,
                 sigma=config.vae.gaussian_sigma,
+                compiler_options=fast.process.step_compiler_options(self.fast),
             )
         summary = {
             **test_latest,

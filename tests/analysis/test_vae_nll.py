@@ -86,3 +86,30 @@ def test_the_vae_analysis_reports_that_nll_and_elbo(vae_model, tmp_path):
         "vae_nll.png",
         "vae_kl_per_dim.png",
     ]
+
+
+def test_the_summary_nll_with_the_fast_compile_options_is_the_same_nll(vae_model):
+    """Training scores summary.json's NLL with the eval step's XLA options (on CPU: XLA's own
+    convolutions): other kernels, the same estimate."""
+    from jaxae.fast import process
+
+    _, ds = vae_model
+    model = models.create_model("conv_vae", fast=True, latent_dim=4)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)), train=False)
+    options = process.step_compiler_options(True)
+
+    def nll(compiler_options):
+        return vae_lib.nll_of_images(
+            model,
+            variables,
+            ds.test_images[:6],
+            jax.random.PRNGKey(3),
+            num_samples=3,
+            binarization="dynamic",
+            likelihood="bernoulli",
+            sigma=0.1,
+            chunk=4,
+            compiler_options=compiler_options,
+        )
+
+    assert nll(options) == pytest.approx(nll(None), rel=1e-5)
