@@ -31,7 +31,7 @@ first step compiles, and which says what applies. One is per compilation:
   were slower than XLA's own (Eigen) ones for the weight gradients of these small NHWC convs,
   so on CPU the steps keep YNNPACK for dots and reductions only. Same math, other rounding.
 
-Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6, 11, 20 and 22.
+Measurements: benchmarks/ATTEMPTS.md, attempts 5, 6, 11, 20, 22 and 28.
 """
 
 from __future__ import annotations
