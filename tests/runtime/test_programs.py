@@ -68,12 +68,13 @@ def test_the_store_reports_the_train_steps_temporaries_compiled_or_loaded(tmp_pa
     """What train.py keeps for the next run's malloc choice (fast.process.record_step_memory):
     XLA's own count, the same from a stored program as from a compiled one."""
 
-    def step(x):  # a product the reduction cannot fuse with: a temporary buffer
-        return jnp.sum(jnp.sin(x @ x.T), axis=0)
+    def step(x):  # a product read by two more ops: a temporary buffer on every XLA:CPU
+        y = jnp.sin(x @ x.T)
+        return jnp.sum(y @ y, axis=0) + jnp.sum(jnp.cos(y), axis=1)
 
     x = jnp.ones((256, 64))
     expected = jax.jit(step).lower(x).compile().memory_analysis().temp_size_in_bytes
-    assert expected >= 256 * 256 * 4
+    assert expected > 0
     for _ in range(2):  # compiled, then loaded
         store = programs.ProgramStore(tmp_path, "run")
         assert store.step_temp_bytes() is None  # before the step has run
