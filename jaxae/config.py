@@ -32,6 +32,12 @@ COMPUTE_DTYPES = ("float32", "bfloat16")  # compute_dtype (jaxae.models.COMPUTE_
 HOST_ONLY_FIELDS = ("profile_startup", "progress", "compilation_cache", "keep_checkpoints")
 
 
+def program_fields(settings: dict) -> dict:
+    """`settings` (the config as JSON-able dicts) without HOST_ONLY_FIELDS: what keys a run's
+    compiled programs and its measured step memory."""
+    return {k: v for k, v in settings.items() if k not in HOST_ONLY_FIELDS}
+
+
 def default_config() -> ml_collections.ConfigDict:
     """Every field a run understands, with its default. Config files start from this."""
     c = ml_collections.ConfigDict()

@@ -96,8 +96,8 @@ class StepMemory:
     @classmethod
     def for_config(cls, directory: str | pathlib.Path, settings: dict) -> StepMemory:
         """`settings`: the config as JSON-able dicts; fields no program reads do not count."""
-        kept = {k: v for k, v in settings.items() if k not in config_lib.HOST_ONLY_FIELDS}
-        key = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:32]
+        text = json.dumps(config_lib.program_fields(settings), sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
         return cls(pathlib.Path(directory) / f"{key}.json")
 
     def read(self) -> int | None:

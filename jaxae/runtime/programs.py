@@ -363,8 +363,7 @@ def for_run(settings: dict, model: Any, ds: Any, held: Any) -> ProgramStore:
         top = pathlib.Path(feature)
         read = [top / name for name in (classifier.INFO_FILE, classifier.PARAMS_DIR)]
         files = files_digest(path for path in read if path.exists())
-    program_settings = {k: v for k, v in settings.items() if k not in config_lib.HOST_ONLY_FIELDS}
-    return store(config=program_settings, data=shapes, files=files)
+    return store(config=config_lib.program_fields(settings), data=shapes, files=files)
 
 
 def _note(text: str) -> None:
