@@ -300,7 +300,7 @@ def main(argv: list[str]) -> None:
     from jaxae.fast import process
 
     # as train.py does for conv_deep's large step (the steps here are timed after compiling, so
-    # its cost to compiles does not count); it applies to torch too (one process), sparing it
+    # its cost to compiling does not count); it applies to torch too (one process), sparing it
     # some page faults as well (README, attempts 5, 6 and 28)
     process.reuse_freed_memory()
     if args.jaxae_only:
