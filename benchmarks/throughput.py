@@ -4,22 +4,28 @@
     python benchmarks/throughput.py [--models conv_deep,vanilla] [--reps 11] [--seconds 0.5]
 
 Same architecture, Adam, batch 128 and CPU threads for both, data already in memory; warm-up
-excluded. jaxae and torch repetitions alternate, each lasting at least --seconds (whole calls of
---steps steps), so each pair of neighbouring repetitions sees the same machine (this VM's speed
-drifts by minutes). One row per model: the median rate of each side, the median of the per-pair
-ratios with their quartiles, and jaxae's share of this machine's measured f32 matmul FLOP rate
-(model FLOPs per step from XLA's cost analysis of the compiled step).
+excluded. Each side runs in a process of its own with the malloc setting that suits it: jaxae's
+as train.py would choose it for the config, PyTorch's one arena and no mmap (its faster one).
+Their repetitions alternate, each lasting at least --seconds (whole calls of --steps steps), so
+each pair of neighbouring repetitions sees the same machine (this VM's speed drifts by
+minutes). One row per model: the median rate of each side, the median of the per-pair ratios
+with their quartiles, and jaxae's share of this machine's measured f32 matmul FLOP rate (model
+FLOPs per step from XLA's cost analysis of the compiled step).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import json
 import math
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -85,9 +91,11 @@ class JaxRunner:
         self.rng = jax.device_put(jax.random.PRNGKey(0), replicated)
         self.step = parallel.compile_step(step, mesh, fast=True)
         one_batch = jax.ShapeDtypeStruct(images.shape[1:], images.dtype, sharding=sharding)
-        cost = self.step.lower(self.state, one_batch, self.rng).compile().cost_analysis()
+        compiled = self.step.lower(self.state, one_batch, self.rng).compile()
+        cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
+        self.temp_bytes = int(compiled.memory_analysis().temp_size_in_bytes)
         self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
         if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
@@ -269,14 +277,114 @@ class TorchRunner:
         return time.perf_counter() - t
 
 
-def calls_for(run, seconds: float) -> int:
-    """How many calls of run() (after warm-up) last at least `seconds`."""
-    return max(1, math.ceil(seconds / min(run() for _ in range(2))))
+# ----------------------------------------------------------------------------------------------
+# Each side in a process of its own, as its users run it. The malloc setting that suits one side
+# is wrong for the other, and it must be chosen before that side's framework starts: one arena
+# and no mmap make PyTorch's conv steps faster and jaxae's small steps slower (benchmarks/
+# ATTEMPTS.md, attempt 30). The parent only alternates the timed repetitions.
 
 
 def timed(run, calls: int) -> float:
     """Seconds for `calls` calls of run()."""
     return sum(run() for _ in range(calls))
+
+
+def jaxae_worker(args: argparse.Namespace) -> tuple[object, dict]:
+    """(run, facts) for configs/MODEL.py's step, under train.py's malloc rule: one arena only
+    for a step whose temporaries exceed a thread heap. That is chosen before JAX starts, from
+    the step's temporaries as this benchmark measured them; a step found over the limit has its
+    process started afresh (the same command), which then applies the setting."""
+    from jaxae.fast import process
+
+    memory = process.StepMemory.for_config(
+        args.step_memory, {"model": args.worker_model, "batch_size": args.batch}
+    )
+    process.before_jax("on", memory)
+    notes = process.for_training(True)
+    import jax
+
+    runner = JaxRunner(args.worker_model, args.batch, args.steps)
+    if memory.read() is None:
+        memory.write(runner.temp_bytes)
+        if runner.temp_bytes > process.THREAD_HEAP_BYTES:
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+    facts = {
+        "framework": f"jax {jax.__version__}",
+        "devices": f"{jax.device_count()} {jax.devices()[0].platform}",
+        "params": runner.params,
+        "flops_per_step": runner.flops_per_step,
+        "scan": bool(runner.scan),
+        "malloc": notes[0],
+        "notes": notes[1:],
+        "matmul_flops": matmul_flops_per_second(),
+    }
+    return runner.run, facts
+
+
+def torch_worker(args: argparse.Namespace) -> tuple[object, dict]:
+    """(run, facts) for the PyTorch reference, with malloc's one arena and no mmap: the faster
+    setting for PyTorch (conv_vae's step 18 ms, against 21-27 ms without it, as the heap's
+    history has it; conv_deep's 47 against 53 ms), so that the reference is the stronger one."""
+    from jaxae.fast import process
+
+    process.reuse_freed_memory()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    runner = TorchRunner(args.worker_model, args.batch, args.steps)
+    facts = {
+        "framework": f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "params": runner.params,
+    }
+    return runner.run, facts
+
+
+def worker(args: argparse.Namespace) -> None:
+    """A side's process: after warm-up, one JSON line of facts; then, for each line N read,
+    the seconds that N calls (of --steps steps each) took."""
+    run, facts = (jaxae_worker if args.worker == "jaxae" else torch_worker)(args)
+    for _ in range(2):  # compilation (and the recompile for the sharded state), caches
+        run()
+    facts["call_seconds"] = min(run() for _ in range(2))
+    print(json.dumps(facts), flush=True)
+    for line in sys.stdin:
+        print(repr(timed(run, int(line))), flush=True)
+
+
+class Side:
+    """A worker process of one side for one model, driven over its stdin and stdout."""
+
+    def __init__(self, side: str, model: str, args: argparse.Namespace, step_memory: str):
+        command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--worker", side]
+        command += ["--worker-model", model, "--batch", str(args.batch)]
+        command += ["--steps", str(args.steps), "--threads", str(args.threads)]
+        command += ["--step-memory", step_memory]
+        self.name = f"{side} ({model})"
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (the worker's stderr; close())
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        self.facts = json.loads(self._line())
+        self.calls = max(1, math.ceil(args.seconds / self.facts["call_seconds"]))
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            sys.exit(f"error: the {self.name} worker failed:\n{self.log.read()[-3000:]}")
+        return line
+
+    def seconds_per_step(self, steps: int) -> float:
+        """One timed repetition: at least --seconds of whole calls."""
+        self.proc.stdin.write(f"{self.calls}\n")
+        self.proc.stdin.flush()
+        return float(self._line()) / (self.calls * steps)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.log.close()
 
 
 def main(argv: list[str]) -> None:
@@ -294,85 +402,82 @@ def main(argv: list[str]) -> None:
         action="store_true",
         help="time jaxae alone and print one JSON line per model (benchmarks/jax_versions.py)",
     )
+    parser.add_argument("--worker", choices=("jaxae", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-model", help=argparse.SUPPRESS)
+    parser.add_argument("--step-memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args)
     if args.reps < 2:
         parser.error("--reps must be at least 2 (the spread needs two pairs)")
-    from jaxae.fast import process
-
-    # as train.py does for conv_deep's large step (the steps here are timed after compiling, so
-    # its cost to compiling does not count); it applies to torch too (one process), sparing it
-    # some page faults as well (README, attempts 5, 6 and 28)
-    process.reuse_freed_memory()
-    if args.jaxae_only:
-        return jaxae_only(args)
-    try:
-        import torch
-    except ImportError:
+    unknown = [m for m in args.models.split(",") if not (ROOT / "configs" / f"{m}.py").is_file()]
+    if unknown:
+        parser.error(f"no configs/NAME.py for --models {','.join(unknown)}; e.g. {MODELS[0]}")
+    if not args.jaxae_only and importlib.util.find_spec("torch") is None:
         sys.exit("error: PyTorch is not installed; pip install -e '.[bench]' (a CPU wheel)")
-    torch.set_num_threads(args.threads)
-    import jax
+    with tempfile.TemporaryDirectory() as step_memory:
+        for i, name in enumerate(args.models.split(",")):
+            if args.jaxae_only:
+                jaxae_only(name, args, step_memory)
+            else:
+                compare(name, args, step_memory, header=i == 0)
 
-    notes = process.for_training(True)
-    flop_rate = matmul_flops_per_second()
-    print(
-        f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads, {os.cpu_count()} "
-        f"CPUs; batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side; "
-        f"XLA f32 matmul {flop_rate / 1e9:.1f} GFLOP/s; fast ops on: {', '.join(notes)} "
-        "(where the steps scan, JAX's threefry loop)",
-        flush=True,
-    )
-    print(
-        f"{'model':<12} {'params':>9} {'jaxae img/s':>12} {'torch img/s':>12} {'ratio':>7} "
-        f"{'pairs q1-q3':>12} {'GFLOP/step':>11} {'% matmul':>9} {'jaxae runs':>10}"
-    )
-    for name in args.models.split(","):
-        jx, pt = JaxRunner(name, args.batch, args.steps), TorchRunner(name, args.batch, args.steps)
-        if jx.params != pt.params:
-            sys.exit(f"error: {name}: jaxae has {jx.params} parameters, torch {pt.params}")
-        for _ in range(2):  # warm-up: compilation (and the recompile for the sharded state), caches
-            jx.run(), pt.run()
-        jx_calls, pt_calls = calls_for(jx.run, args.seconds), calls_for(pt.run, args.seconds)
-        jax_times, torch_times = [], []  # seconds per step
-        for _ in range(args.reps):  # alternated, so load from other processes hits both alike
-            jax_times.append(timed(jx.run, jx_calls) / (jx_calls * args.steps))
-            torch_times.append(timed(pt.run, pt_calls) / (pt_calls * args.steps))
-        jax_rate = args.batch / statistics.median(jax_times)
-        torch_rate = args.batch / statistics.median(torch_times)
-        pairs = sorted(t / j for j, t in zip(jax_times, torch_times, strict=True))
-        q1, ratio, q3 = statistics.quantiles(pairs, n=4)
-        share = jx.flops_per_step * jax_rate / args.batch / flop_rate
+
+def compare(name: str, args: argparse.Namespace, step_memory: str, *, header: bool) -> None:
+    """One table row: jaxae's and PyTorch's repetitions alternated, one process each."""
+    jx = Side("jaxae", name, args, step_memory)
+    pt = Side("torch", name, args, step_memory)
+    j, t = jx.facts, pt.facts
+    if j["params"] != t["params"]:
+        sys.exit(f"error: {name}: jaxae has {j['params']} parameters, torch {t['params']}")
+    if header:
         print(
-            f"{name:<12} {jx.params:>9,} {jax_rate:>12.0f} {torch_rate:>12.0f} "
-            f"{ratio:>6.2f}x {f'{q1:.2f}-{q3:.2f}x':>12} "
-            f"{jx.flops_per_step / 1e9:>11.3f} {100 * share:>8.1f}% "
-            f"{'lax.scan' if jx.scan else 'per step':>10}",
+            f"{j['framework']} on {j['devices']} device(s), {t['framework']} with "
+            f"{t['threads']} threads (malloc: one arena, no mmap), {os.cpu_count()} CPUs; "
+            f"batch {args.batch}, {args.reps} reps of >= {args.seconds} s per side, each side "
+            f"in its own process; XLA f32 matmul {j['matmul_flops'] / 1e9:.1f} GFLOP/s; fast "
+            f"ops on: {', '.join(j['notes'])} (where the steps scan, JAX's threefry loop); "
+            "jaxae's malloc as train.py sets it",
             flush=True,
         )
+        print(
+            f"{'model':<12} {'params':>9} {'jaxae img/s':>12} {'torch img/s':>12} {'ratio':>7} "
+            f"{'pairs q1-q3':>12} {'GFLOP/step':>11} {'% matmul':>9} {'jaxae runs':>10} "
+            f"{'jaxae malloc':>12}"
+        )
+    jax_times, torch_times = [], []  # seconds per step
+    for _ in range(args.reps):  # alternated, so load from other processes hits both alike
+        jax_times.append(jx.seconds_per_step(args.steps))
+        torch_times.append(pt.seconds_per_step(args.steps))
+    jx.close(), pt.close()
+    jax_rate = args.batch / statistics.median(jax_times)
+    torch_rate = args.batch / statistics.median(torch_times)
+    pairs = sorted(t / j for j, t in zip(jax_times, torch_times, strict=True))
+    q1, ratio, q3 = statistics.quantiles(pairs, n=4)
+    share = j["flops_per_step"] * jax_rate / args.batch / j["matmul_flops"]
+    malloc = "one arena" if j["malloc"].startswith("malloc reuses") else "unchanged"
+    print(
+        f"{name:<12} {j['params']:>9,} {jax_rate:>12.0f} {torch_rate:>12.0f} "
+        f"{ratio:>6.2f}x {f'{q1:.2f}-{q3:.2f}x':>12} "
+        f"{j['flops_per_step'] / 1e9:>11.3f} {100 * share:>8.1f}% "
+        f"{'lax.scan' if j['scan'] else 'per step':>10} {malloc:>12}",
+        flush=True,
+    )
 
 
-def jaxae_only(args: argparse.Namespace) -> None:
-    """One JSON line per model: jax's version, the median jaxae rate and whether it scanned."""
-    import json
-
-    import jax
-
-    from jaxae.fast import process
-
-    process.for_training(True)
-    for name in args.models.split(","):
-        jx = JaxRunner(name, args.batch, args.steps)
-        for _ in range(2):
-            jx.run()
-        calls = calls_for(jx.run, args.seconds)
-        times = [timed(jx.run, calls) / (calls * args.steps) for _ in range(args.reps)]
-        record = {
-            "model": name,
-            "jax": jax.__version__,
-            "images_per_second": args.batch / statistics.median(times),
-            "scan": bool(jx.scan),
-        }
-        print(json.dumps(record), flush=True)
+def jaxae_only(name: str, args: argparse.Namespace, step_memory: str) -> None:
+    """One JSON line: jax's version, the median jaxae rate, whether it scanned, its malloc."""
+    jx = Side("jaxae", name, args, step_memory)
+    times = [jx.seconds_per_step(args.steps) for _ in range(args.reps)]
+    jx.close()
+    record = {
+        "model": name,
+        "jax": jx.facts["framework"].split()[-1],
+        "images_per_second": args.batch / statistics.median(times),
+        "scan": jx.facts["scan"],
+        "malloc": jx.facts["malloc"],
+    }
+    print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":
