@@ -58,9 +58,9 @@ class JaxRunner:
     """`steps` train steps of configs/NAME.py per call, run as train.py runs them by default
     on CPU (`fast_ops='auto'`: the fast ops, their optimizer and compile options; and
     `scan_epoch='auto'`): one lax.scan dispatch over a device-resident set of `steps` batches
-    when train.py would scan (models without convolutions on CPU), otherwise one jitted,
-    state-donating step per batch already on the device. Either way the mesh and the step are
-    the library's own.
+    when train.py would scan (on CPU: models whose convolutions are all in XLA's canonical
+    form), otherwise one jitted, state-donating step per batch already on the device. Either
+    way the mesh and the step are the library's own.
     """
 
     def __init__(self, name: str, batch: int, steps: int):
@@ -96,7 +96,13 @@ class JaxRunner:
         cost = cost[0] if isinstance(cost, list) else cost
         self.flops_per_step = float(cost.get("flops", 0.0))
         self.temp_bytes = int(compiled.memory_analysis().temp_size_in_bytes)
-        self.scan = parallel.use_scan_epoch(config.scan_epoch, self.state.params, images.nbytes)
+
+        def canonical() -> bool:
+            return parallel.canonical_convolutions(step, self.state, one_batch, self.rng)
+
+        self.scan = parallel.use_scan_epoch(
+            config.scan_epoch, self.state.params, images.nbytes, canonical
+        )
         if self.scan:  # the data goes to the device once, in the form its runner reads
             self.images = jax.device_put(images.reshape(-1, *image_shape), replicated)
             self.dispatch = parallel.make_scan_dispatch(
@@ -291,9 +297,9 @@ def timed(run, calls: int) -> float:
 
 def jaxae_worker(args: argparse.Namespace) -> tuple[object, dict]:
     """(run, facts) for configs/MODEL.py's step, under train.py's malloc rule: one arena only
-    for a step whose temporaries exceed a thread heap. That is chosen before JAX starts, from
-    the step's temporaries as this benchmark measured them; a step found over the limit has its
-    process started afresh (the same command), which then applies the setting."""
+    for a step dispatched alone whose temporaries exceed a thread heap. That is chosen before
+    JAX starts, from the step's temporaries as this benchmark measured them; a step found over
+    the limit has its process started afresh (the same command), which then applies it."""
     from jaxae.fast import process
 
     memory = process.StepMemory.for_config(
@@ -305,8 +311,8 @@ def jaxae_worker(args: argparse.Namespace) -> tuple[object, dict]:
 
     runner = JaxRunner(args.worker_model, args.batch, args.steps)
     if memory.read() is None:
-        memory.write(runner.temp_bytes)
-        if runner.temp_bytes > process.THREAD_HEAP_BYTES:
+        memory.write(runner.temp_bytes, runner.scan)
+        if not runner.scan and runner.temp_bytes > process.THREAD_HEAP_BYTES:
             os.execv(sys.executable, [sys.executable, *sys.argv])
     facts = {
         "framework": f"jax {jax.__version__}",

@@ -81,7 +81,8 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, stop: guard
         loop = Loop(job, mngr, feeder, log, writer, console, selection, stop)
         state, last_eval = loop.run(state, start_step)
         startup.mark("last step", wait=state)
-        fast.process.record_step_memory(job.programs.step_temp_bytes())  # for the next run
+        # for the next run's malloc setting
+        fast.process.record_step_memory(job.programs.step_temp_bytes(), job.scan_choice[0])
         console.close()
         # test is scored while the final checkpoint is still being written in the background;
         # summary.json is written only once that checkpoint is sealed

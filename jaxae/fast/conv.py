@@ -136,13 +136,21 @@ def _conv_jvp(
     (x, w), (dx, dw) = primals, tangents
     terms = []
     if not isinstance(dx, SymbolicZero):
-        terms.append(jax.lax.conv_general_dilated(dx, w, strides, padding, dimension_numbers=NHWC))
-    if not isinstance(dw, SymbolicZero):
-        # reverse mode transposes this into the kernel-gradient conv, reading x as [C, H, W, B]
-        chwn = ("CHWN", "HWIO", "NHWC")
+        # the kernel as [kh, kw, F, C]: reverse mode transposes this term into the input-gradient
+        # conv in XLA:CPU's canonical form (NHWC, HWIO, NHWC)
+        hwoi = ("NHWC", "HWOI", "NHWC")
+        w_hwoi = w.transpose(0, 1, 3, 2)
         terms.append(
-            jax.lax.conv_general_dilated(_to_chwn(x), dw, strides, padding, dimension_numbers=chwn)
+            jax.lax.conv_general_dilated(dx, w_hwoi, strides, padding, dimension_numbers=hwoi)
         )
+    if not isinstance(dw, SymbolicZero):
+        # x as [C, H, W, B], dw as [C, kh, kw, F], the term as [H', W', B, F]: reverse mode
+        # transposes this into the kernel-gradient conv in the canonical form too
+        dims = ("CHWN", "IHWO", "HWNC")
+        term = jax.lax.conv_general_dilated(
+            _to_chwn(x), dw.transpose(2, 0, 1, 3), strides, padding, dimension_numbers=dims
+        )
+        terms.append(term.transpose(2, 0, 1, 3))
     y = _conv(x, w, strides, padding)
     return y, sum(terms[1:], start=terms[0]) if terms else jnp.zeros_like(y)
 

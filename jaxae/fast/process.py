@@ -108,11 +108,20 @@ class StepMemory:
             return None
         return value if isinstance(value, int) and value >= 0 else None
 
-    def write(self, temp_bytes: int) -> None:
-        """Records `temp_bytes` (atomically: a concurrent run reads the old value or this)."""
+    def scanned(self) -> bool:
+        """Whether that run's steps ran in lax.scan epochs (False when not recorded)."""
+        try:
+            return json.loads(self.path.read_text()).get("scanned") is True
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def write(self, temp_bytes: int, scanned: bool = False) -> None:
+        """Records `temp_bytes` and whether the steps ran in scan epochs (atomically: a
+        concurrent run reads the old record or this one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"temp_bytes": int(temp_bytes)}) + "\n")
+        record = {"temp_bytes": int(temp_bytes), "scanned": bool(scanned)}
+        partial.write_text(json.dumps(record) + "\n")
         partial.replace(self.path)
 
 
@@ -124,7 +133,10 @@ def before_jax(fast_ops: str, step_memory: StepMemory | None = None) -> None:
     arena's lock: a first run of deep_fc 2-5 s slower on a 2-core CPU) and pays only for a step
     whose temporaries exceed THREAD_HEAP_BYTES (conv_deep's 82 MiB at batch 128: 4 s faster
     per epoch). So it applies where `step_memory`, this config's last run, measured that; a
-    first run measures it for the next (`record_step_memory`). The backend is not known yet,
+    first run measures it for the next (`record_step_memory`). Steps that run in lax.scan
+    epochs allocate their temporaries once a dispatch, not once a step, and there the single
+    arena only slows the step (conv_deep's cached epoch 31-33 s against 30-32 s without it).
+    The backend is not known yet,
     so the setting follows the mode: 'on' and 'auto' can set it (on an accelerator it only
     keeps the host heap at its peak), 'off' leaves malloc alone.
     """
@@ -138,6 +150,8 @@ def before_jax(fast_ops: str, step_memory: StepMemory | None = None) -> None:
         _malloc_note = "malloc unchanged (step memory is kept only with the compilation cache)"
     elif temp is None:
         _malloc_note = "malloc unchanged (this config's step memory is measured in this run)"
+    elif step_memory.scanned():
+        _malloc_note = "malloc unchanged (the steps run in scan epochs)"
     elif temp <= THREAD_HEAP_BYTES:
         _malloc_note = (
             f"malloc unchanged (the step's {_mib(temp)} of temporaries fit a thread heap)"
@@ -148,12 +162,12 @@ def before_jax(fast_ops: str, step_memory: StepMemory | None = None) -> None:
         _malloc_note = "malloc unchanged (not glibc)"
 
 
-def record_step_memory(temp_bytes: int | None) -> None:
-    """Keeps the train step's `temp_bytes` for the next run of this config (see before_jax);
-    nothing without a StepMemory or a measurement."""
+def record_step_memory(temp_bytes: int | None, scanned: bool = False) -> None:
+    """Keeps the train step's `temp_bytes`, and whether its steps ran in scan epochs, for the
+    next run of this config (see before_jax); nothing without a StepMemory or a measurement."""
     if _step_memory is not None and temp_bytes is not None:
         with contextlib.suppress(OSError):  # a read-only cache: the next run measures again
-            _step_memory.write(temp_bytes)
+            _step_memory.write(temp_bytes, scanned)
 
 
 def _mib(nbytes: int) -> str:

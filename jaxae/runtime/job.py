@@ -61,6 +61,8 @@ class Job:
     eval_every: int
     checkpoint_every: int
     programs: programs.ProgramStore  # compiled steps kept across runs (programs.py)
+    step_fn: parallel.Step  # one train step (of one device under pmap)
+    scan_choice: tuple[bool, str]  # (lax.scan epochs on the device?, why)
 
     @classmethod
     def build(cls, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Job:
@@ -90,11 +92,18 @@ class Job:
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
             jax.eval_shape(init),
         )
-        # before anything compiles (eval_shape only traces); the note says how scans lower
-        notes = fast.process.for_training(use_fast, _scan_epochs(config, abstract_state, ds))
+        objective = objectives.make_objective(config, model)
+        axis = parallel.AXIS if config.parallel == "pmap" else None
+        norm = functools.partial(optim.global_norm, fast=use_fast)
+        step_fn = make_train_step(objective, tx, schedule, axis, norm=norm, adversary=adversary)
+        config_dict = json.loads(config_lib.to_json(config))
+        store = programs.for_run(config_dict, model, ds, validation_images)
+        scan_choice = _scan_epochs(config, abstract_state, ds, step_fn, axis, store)
+        # before anything compiles (eval_shape and the scan choice only trace); the note says
+        # how scans lower
+        notes = fast.process.for_training(use_fast, scan_choice[0])
         if notes and jax.process_index() == 0:
             print("; ".join(notes), flush=True)
-        config_dict = json.loads(config_lib.to_json(config))
         num_params = models.count_params(abstract_state.params)
         layout = checkpoint.state_layout(abstract_state)
         eval_every = config.eval_every or steps_per_epoch
@@ -109,7 +118,7 @@ class Job:
             fast_reason=fast_reason,
             tx=tx,
             schedule=schedule,
-            objective=objectives.make_objective(config, model),
+            objective=objective,
             adversary=adversary,
             abstract_state=abstract_state,
             meta=checkpoint.run_meta(config_dict, num_params, layout),
@@ -117,7 +126,9 @@ class Job:
             steps_per_epoch=steps_per_epoch,
             eval_every=eval_every,
             checkpoint_every=config.checkpoint_every or eval_every,
-            programs=programs.for_run(config_dict, model, ds, validation_images),
+            programs=store,
+            step_fn=step_fn,
+            scan_choice=scan_choice,
         )
 
     @property
@@ -174,12 +185,8 @@ class Job:
         return pretrain.pretrain_state(self.config, self.model, state, self.tx, images, echo)
 
     def feeder(self, start_step: int) -> feeding.Feeder:
-        config, axis = self.config, parallel.AXIS if self.config.parallel == "pmap" else None
-        norm = functools.partial(optim.global_norm, fast=self.fast)
-        step_fn = make_train_step(
-            self.objective, self.tx, self.schedule, axis, norm=norm, adversary=self.adversary
-        )
-        if axis:
+        config, step_fn = self.config, self.step_fn
+        if config.parallel == "pmap":
             step_fn = parallel.shard_step(step_fn, self.mesh)
         images = self.ds.train_images
         return feeding.Feeder(
@@ -189,7 +196,7 @@ class Job:
             batch_size=config.batch_size,
             data_key=run_key(config.seed, "data"),
             start_step=start_step,
-            on_device=_scan_epochs(config, self.abstract_state, self.ds),
+            on_device=self.scan_choice[0],
             max_steps=config.steps_per_dispatch,
             boundaries=(self.eval_every, self.checkpoint_every),
             fast=self.fast,
@@ -200,8 +207,7 @@ class Job:
         if not self.is_chief:
             return
         config, mesh = self.config, self.mesh
-        images, params = self.ds.train_images, self.abstract_state.params
-        _, why = parallel.scan_epoch_choice(config.scan_epoch, params, images.nbytes)
+        why = self.scan_choice[1]
         print(
             f"Training on {mesh.size} device(s) in {jax.process_count()} process(es), "
             f"{config.parallel}: global batch {config.batch_size}, per-device batch "
@@ -350,12 +356,31 @@ class Job:
         }
 
 
-def _scan_epochs(config: ml_collections.ConfigDict, abstract_state, ds: data.Dataset) -> bool:
-    """Whether the train steps run as lax.scan epochs over the training set on the device."""
+def _scan_epochs(
+    config: ml_collections.ConfigDict,
+    abstract_state: Any,
+    ds: data.Dataset,
+    step: parallel.Step,
+    axis: str | None,
+    store: programs.ProgramStore,
+) -> tuple[bool, str]:
+    """(whether the train steps run as lax.scan epochs over the training set on the device,
+    why), for `step` (one device's step under pmap's `axis`); whether its convolutions are
+    canonical is traced once per config and kept in `store`."""
     images = ds.train_images
-    return (
-        parallel.use_scan_epoch(config.scan_epoch, abstract_state.params, images.nbytes)
-        and not data.stream.is_streamed(images)  # a streamed source stays on disk
+    if data.stream.is_streamed(images):
+        return False, "a streamed training set stays on disk"
+    one_batch = (config.batch_size // (jax.device_count() if axis else 1), *ds.image_shape)
+    key = jax.eval_shape(lambda: run_key(0, "train"))  # shapes only: nothing compiles
+    args = (abstract_state, jax.ShapeDtypeStruct(one_batch, images.dtype), key)
+    axis_env = [(axis, jax.device_count())] if axis else []
+
+    def canonical() -> bool:
+        trace = functools.partial(parallel.canonical_convolutions, step, *args, axis_env=axis_env)
+        return bool(store.fact("canonical_convolutions", trace))
+
+    return parallel.scan_epoch_choice(
+        config.scan_epoch, abstract_state.params, images.nbytes, canonical
     )
 
 

@@ -137,21 +137,28 @@ def make_scan_dispatch(
     return run
 
 
-def use_scan_epoch(mode: str, params: Any, nbytes: int) -> bool:
+def use_scan_epoch(
+    mode: str, params: Any, nbytes: int, canonical: Callable[[], bool] | None = None
+) -> bool:
     """Whether train.py runs lax.scan epochs on a device-resident training set of `nbytes`
     (`scan_epoch_choice` without its reason)."""
-    return scan_epoch_choice(mode, params, nbytes)[0]
+    return scan_epoch_choice(mode, params, nbytes, canonical)[0]
 
 
-def scan_epoch_choice(mode: str, params: Any, nbytes: int) -> tuple[bool, str]:
+def scan_epoch_choice(
+    mode: str, params: Any, nbytes: int, canonical: Callable[[], bool] | None = None
+) -> tuple[bool, str]:
     """(scan, why) for the start-up line: lax.scan epochs on a device-resident training set?
 
-    mode 'on'/'off' decides (an 'on' that does not fit falls back to the host iterator); 'auto'
-    scans unless the model has convolutions (a kernel of rank > 2) and runs on XLA:CPU, whose
-    convolutions inside a while loop measured 2-10× slower per step than dispatched one by one,
-    while fully connected steps got 12-25% faster in a scan (benchmarks/ATTEMPTS.md, attempt 7).
-    On GPU and TPU 'auto' scans every model, which saves a host dispatch per step; that choice
-    is not measured yet (benchmarks/accelerator.py measures both).
+    mode 'on'/'off' decides (an 'on' that does not fit falls back to the host iterator). 'auto'
+    scans every model on GPU and TPU, which saves a host dispatch per step (not measured yet;
+    benchmarks/accelerator.py measures both). On XLA:CPU it scans fully connected models (their
+    steps 12-25% faster in a scan, benchmarks/ATTEMPTS.md attempt 7), and models with
+    convolutions (a kernel of rank > 2) only where `canonical()` says every convolution of the
+    train step is in XLA:CPU's canonical form (`canonical_convolutions`): XLA:CPU rewrites
+    other forms into it only outside loops, so inside a scan they run in a slow generic loop
+    (a kernel gradient 325 against 3.7 ms; attempt 31), while canonical ones run 10-35% faster
+    in a scan than dispatched step by step.
     """
     if mode == "off":
         return False, "scan_epoch=off"
@@ -160,12 +167,44 @@ def scan_epoch_choice(mode: str, params: Any, nbytes: int) -> tuple[bool, str]:
     if mode == "on":
         return True, "scan_epoch=on"
     backend = jax.default_backend()
-    if backend == "cpu":
-        has_conv = any(leaf.ndim > 2 for leaf in jax.tree.leaves(params))
-        if has_conv:
-            return False, "auto: convolutions on XLA:CPU run slower inside a scan"
+    if backend != "cpu":
+        return True, f"auto: {backend} backend, one dispatch per epoch (unmeasured)"
+    if not any(leaf.ndim > 2 for leaf in jax.tree.leaves(params)):
         return True, "auto: fully connected steps on XLA:CPU run faster in a scan"
-    return True, f"auto: {backend} backend, one dispatch per epoch (unmeasured)"
+    if canonical is not None and canonical():
+        return True, "auto: every convolution in XLA:CPU's canonical form runs faster in a scan"
+    return False, "auto: convolutions outside XLA:CPU's canonical form run slower in a scan"
+
+
+# lax's dimension numbers of XLA:CPU's canonical convolution: NHWC input, HWIO kernel, NHWC output
+_CANONICAL = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+def canonical_convolutions(step: Step, *args: Any, axis_env: Any = ()) -> bool:
+    """Whether every convolution in the jaxpr of `step(*args)` (abstract arguments suffice),
+    its derivatives included, has the canonical NHWC/HWIO/NHWC dimension numbers.
+
+    XLA:CPU runs a convolution with its fast library kernels only in that form, and its pass
+    that rewrites the others into it visits the top-level program alone, not loop bodies.
+    `axis_env`: [(name, size)] for a step with collectives over a pmap axis.
+    """
+    jaxpr = jax.make_jaxpr(step, axis_env=list(axis_env))(*args)
+    return all(
+        eqn.params["dimension_numbers"] == _CANONICAL
+        for eqn in _equations(jaxpr.jaxpr)
+        if eqn.primitive.name == "conv_general_dilated"
+    )
+
+
+def _equations(jaxpr: Any):
+    """Every equation of `jaxpr` and of the jaxprs nested in its equations' parameters."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _equations(inner)
 
 
 def fits_on_device(nbytes: int, fraction: float = 0.25) -> bool:

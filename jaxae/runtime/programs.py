@@ -167,6 +167,28 @@ class ProgramStore:
 
         return call
 
+    def fact(self, name: str, compute: Callable[[], Any]) -> Any:
+        """compute() (a JSON value) kept beside the programs under this run's fingerprint, so
+        that a fact about them that costs tracing (the scan choice) is read, not traced, by the
+        next run of the same config. With the store off, compute()."""
+        if self.directory is None:
+            return compute()
+        digest = hashlib.sha256(repr((self.run_fingerprint, name)).encode()).hexdigest()[:32]
+        path = self.directory / f"{name}-{digest}.json"
+        try:
+            return json.loads(path.read_text())["value"]
+        except (OSError, ValueError, KeyError):  # not yet kept, or a partial file
+            pass
+        value = compute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"value": value}))
+            os.replace(tmp, path)
+        except OSError as exc:
+            _note(f"{name} is not kept ({_why(exc)}); the next run works it out again")
+        return value
+
     def step_temp_bytes(self) -> int | None:
         """The train step's bytes of temporaries (a scan epoch's, when the steps run in one),
         once it has run through this store; else None."""

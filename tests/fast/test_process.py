@@ -313,6 +313,18 @@ def test_before_jax_sets_malloc_only_for_a_step_larger_than_a_thread_heap(
     assert len(calls) == (mode != "off" and recorded is not None and recorded > 64 << 20)
 
 
+def test_before_jax_leaves_malloc_alone_for_steps_that_ran_in_scan_epochs(monkeypatch, tmp_path):
+    """A scan epoch allocates its temporaries once a dispatch: one arena would only slow it."""
+    monkeypatch.setattr(process, "reuse_freed_memory", lambda: pytest.fail("set malloc"))
+    memory = process.StepMemory.for_config(tmp_path, {"model": "conv_deep"})
+    memory.write(96 << 20, scanned=True)
+    assert memory.read() == 96 << 20 and memory.scanned()
+    process.before_jax("auto", memory)
+    assert process._malloc_note == "malloc unchanged (the steps run in scan epochs)"
+    memory.write(96 << 20)
+    assert not memory.scanned()
+
+
 def test_before_jax_without_a_kept_step_memory_leaves_malloc_alone(monkeypatch):
     monkeypatch.setattr(process, "reuse_freed_memory", lambda: pytest.fail("set malloc"))
     process.before_jax("on")

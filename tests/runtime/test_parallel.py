@@ -7,11 +7,12 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 
-from jaxae import train
+from jaxae import fast, train
 from jaxae.config import ConfigError
 from jaxae.runtime import checkpoint, parallel
 
@@ -209,6 +210,31 @@ def test_scan_epoch_auto_scans_dense_models_but_not_convolutions_on_cpu():
     assert not parallel.use_scan_epoch("auto", conv, 1000)
     assert parallel.use_scan_epoch("on", conv, 1000)
     assert not parallel.use_scan_epoch("off", dense, 1000)
+
+
+def test_fast_conv_gradients_are_canonical_where_laxs_are_not():
+    # XLA:CPU rewrites convolutions into its canonical NHWC/HWIO/NHWC form outside loops only:
+    # inside a scan a kernel gradient in another form ran 88x slower (ATTEMPTS.md, attempt 31)
+    x = jax.ShapeDtypeStruct((8, 14, 14, 4), jnp.float32)
+    w = jax.ShapeDtypeStruct((3, 3, 4, 6), jnp.float32)
+
+    def loss(conv):
+        return lambda w, x: jnp.sum(conv(x, w, (2, 2), "SAME") ** 2)
+
+    def lax_conv(x, w, strides, padding):
+        dims = ("NHWC", "HWIO", "NHWC")
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dims)
+
+    grads = jax.grad(loss(fast.conv.conv_nhwc), argnums=(0, 1))
+    assert parallel.canonical_convolutions(grads, w, x)
+    assert not parallel.canonical_convolutions(jax.grad(loss(lax_conv), argnums=(0, 1)), w, x)
+
+    # nested jaxprs (a scan over the gradient) are searched too
+    def scanned(w, x):
+        return jax.lax.scan(lambda c, _: (c, jax.grad(loss(lax_conv))(w, x)), 0, None, 2)
+
+    assert not parallel.canonical_convolutions(scanned, w, x)
+    assert parallel.canonical_convolutions(lambda w, x: jnp.sum(w) + jnp.sum(x), w, x)
 
 
 def test_scan_epoch_refuses_a_mode_it_does_not_know(tmp_path):

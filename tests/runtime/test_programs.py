@@ -253,6 +253,23 @@ def test_the_store_stays_under_its_size_by_removing_the_least_recently_used(tmp_
     assert list(tmp_path.glob("check-*.bin"))  # never removed
 
 
+def test_a_fact_is_worked_out_once_per_run_and_read_by_the_next(tmp_path):
+    calls = []
+
+    def work_out(value):
+        return lambda: calls.append(value) or value
+
+    assert programs.ProgramStore(tmp_path, "run").fact("canonical", work_out(True)) is True
+    assert programs.ProgramStore(tmp_path, "run").fact("canonical", work_out(False)) is True
+    assert programs.ProgramStore(tmp_path, "other").fact("canonical", work_out(False)) is False
+    assert calls == [True, False]  # the second store of "run" read the first one's answer
+    for path in tmp_path.glob("canonical-*.json"):
+        path.write_text("{trunc")  # a partial file is worked out again
+    assert programs.ProgramStore(tmp_path, "run").fact("canonical", work_out(True)) is True
+    assert programs.OFF.fact("canonical", work_out(False)) is False  # no store: every time
+    assert calls == [True, False, True, False]
+
+
 def test_a_store_size_that_is_not_a_number_is_one_error_line(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXAE_PROGRAMS_MAX_BYTES", "2G")
     with pytest.raises(programs.StoreSizeError, match=r"JAXAE_PROGRAMS_MAX_BYTES='2G' is not"):

@@ -111,13 +111,46 @@ def test_scan_epoch_auto_is_chosen_per_backend_and_says_why(monkeypatch):
     conv = {"kernel": jnp.zeros((3, 3, 1, 4))}
     assert parallel.scan_epoch_choice("auto", conv, 1000) == (
         False,
-        "auto: convolutions on XLA:CPU run slower inside a scan",
+        "auto: convolutions outside XLA:CPU's canonical form run slower in a scan",
+    )
+    assert parallel.scan_epoch_choice("auto", conv, 1000, lambda: False)[0] is False
+    assert parallel.scan_epoch_choice("auto", conv, 1000, lambda: True) == (
+        True,
+        "auto: every convolution in XLA:CPU's canonical form runs faster in a scan",
     )
     assert parallel.scan_epoch_choice("auto", dense, 1000)[0]
     assert parallel.scan_epoch_choice("off", dense, 1000) == (False, "scan_epoch=off")
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     on, why = parallel.scan_epoch_choice("auto", conv, 1000)
     assert on and why == "auto: gpu backend, one dispatch per epoch (unmeasured)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, flags, says",
+    [
+        ("conv_simple", [], "lax.scan epochs (auto: every convolution in XLA:CPU's canonical"),
+        ("conv_simple", ["--config.fast_ops=off"], "from the host with prefetch (auto: conv"),
+        ("codec", [], "from the host with prefetch (auto: convolutions outside"),
+    ],
+)
+def test_conv_models_scan_on_cpu_where_their_convs_are_canonical(tmp_path, name, flags, says):
+    """The fast ops write every convolution and its gradients in XLA:CPU's canonical form,
+    which runs fast inside a scan; the codec's plain Flax convs do not, and stay per step."""
+    flags += ["--config.dataset.name=synthetic", "--config.dataset.max_train_examples=64"]
+    flags += ["--config.dataset.max_test_examples=32", "--config.batch_size=16"]
+    flags += ["--config.num_steps=2", "--config.progress=False", "--config.compilation_cache=False"]
+    run = subprocess.run(
+        [sys.executable, "train.py", "--config", f"configs/{name}.py", "--workdir", str(tmp_path)]
+        + flags,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert says in run.stdout
 
 
 @pytest.mark.slow
