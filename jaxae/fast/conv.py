@@ -40,10 +40,12 @@ def conv_nhwc(
     cache miss per element and input: 42 ms of a 125 ms conv_deep step in a profile on an Intel
     CPU. Here the kernel term of the JVP reads x transposed by a matmul with the identity,
     which XLA cannot fuse with anything: x is read in its own order and the transpose copies
-    the matmul's output. Convs with one input channel (the images) are one matmul of the
-    shifted images, and stride-1 convs with one output channel one matmul and a sum of shifted
-    maps: XLA:CPU's convs are slowest at C = 1 (benchmarks/ATTEMPTS.md, attempts 15-16). Any other
-    conv goes to `lax`.
+    the matmul's output. Both gradients come out as convs in XLA:CPU's canonical NHWC/HWIO/NHWC
+    form, which it runs with its library kernels inside a scan too (it rewrites other forms
+    only outside loops; attempt 31). Convs with one input channel (the images) are one matmul
+    of the shifted images, and stride-1 convs with one output channel one matmul and a sum of
+    shifted maps: XLA:CPU's convs are slowest at C = 1 (benchmarks/ATTEMPTS.md, attempts
+    15-16). Any other conv goes to `lax`.
     """
     plain = (
         jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
