@@ -99,8 +99,7 @@ class Job:
         config_dict = json.loads(config_lib.to_json(config))
         store = programs.for_run(config_dict, model, ds, validation_images)
         scan_choice = _scan_epochs(config, abstract_state, ds, step_fn, axis, store)
-        # before anything compiles (eval_shape and the scan choice only trace); the note says
-        # how scans lower
+        # before anything compiles (eval_shape, the scan choice only trace): how scans lower
         notes = fast.process.for_training(use_fast, scan_choice[0])
         if notes and jax.process_index() == 0:
             print("; ".join(notes), flush=True)
@@ -364,9 +363,8 @@ def _scan_epochs(
     axis: str | None,
     store: programs.ProgramStore,
 ) -> tuple[bool, str]:
-    """(whether the train steps run as lax.scan epochs over the training set on the device,
-    why), for `step` (one device's step under pmap's `axis`); whether its convolutions are
-    canonical is traced once per config and kept in `store`."""
+    """(lax.scan epochs over the training set on the device?, why) for `step` (one device's
+    under pmap's `axis`); whether its convs are canonical is traced once and kept in `store`."""
     images = ds.train_images
     if data.stream.is_streamed(images):
         return False, "a streamed training set stays on disk"

@@ -181,10 +181,7 @@ class ProgramStore:
             pass
         value = compute()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"value": value}))
-            os.replace(tmp, path)
+            _write_whole(path, json.dumps({"value": value}).encode())
         except OSError as exc:
             _note(f"{name} is not kept ({_why(exc)}); the next run works it out again")
         return value
@@ -307,13 +304,17 @@ def _load(path: pathlib.Path, count: bool = True) -> Any:
     return program
 
 
+def _write_whole(path: pathlib.Path, data: bytes) -> None:
+    """Writes `data` to `path` so that readers see a whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _store(path: pathlib.Path, compiled: Any) -> None:
     try:
-        data = serialize(compiled)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # readers see a whole file or none
+        _write_whole(path, serialize(compiled))
         evict(path.parent, keep=path)
     except Exception as exc:  # a program JAX cannot serialize, a read-only cache directory
         _note(f"program {path.stem} is not stored ({_why(exc)}); the next run compiles it again")
